@@ -1,0 +1,303 @@
+"""``napari-dem``: the command line face of the core (segment, fine-tune).
+
+Contract: progress goes to stderr; a bad input ends the run with a non-zero exit
+code and a one-line reason (``napari-dem: error: ...``); outputs are written under
+a temporary name and renamed when complete; an existing output is refused unless
+``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """A problem to report in one line and exit with :data:`EXIT_BAD_INPUT`."""
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from exc
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-dem",
+        description="Unsupervised segmentation with Deep Expectation-Maximization (DEM).",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-dem {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment images into K clusters (or instances)")
+    seg.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".tif/.tiff, .npy, .zarr or .png image(s), or 'sample:nuclei2d'",
+    )
+    seg.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output file, or a directory for several inputs"
+    )
+    seg.add_argument("--clusters", type=int, default=3, metavar="K", help="number of clusters K (default 3)")
+    seg.add_argument(
+        "--axes",
+        default=None,
+        help="axes of the input, e.g. YX, YXC, ZYX, TYX, TZYX, CZYX (default: from file or guessed)",
+    )
+    seg.add_argument(
+        "--instances", action="store_true", help="split non-background clusters into separate objects"
+    )
+    seg.add_argument(
+        "--background",
+        default="darkest",
+        help="background cluster for --instances: darkest, brightest or an id (default darkest)",
+    )
+    seg.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "2d", "3d"),
+        help="2D per slice or 3D convolutions (default auto)",
+    )
+    seg.add_argument("--model", default=None, metavar="PATH", help="model file (default: the shipped model)")
+    seg.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    seg.add_argument("--seed", type=int, default=0, help="seed of the mixture initialisation (default 0)")
+    seg.add_argument(
+        "--tile-size", type=_positive("tile size"), default=512, help="tile side in pixels (default 512)"
+    )
+    seg.add_argument(
+        "--format",
+        default=None,
+        choices=(".tif", ".tiff", ".npy", ".zarr", ".png"),
+        help="output type when OUT is a directory (default .tif)",
+    )
+    seg.add_argument(
+        "--overlay",
+        default=None,
+        metavar="PNG",
+        help="also write a PNG overlay of labels on the image (one input)",
+    )
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    ft = sub.add_parser("fine-tune", help="adapt a model to your images, without labels")
+    ft.add_argument("inputs", nargs="+", metavar="INPUT", help="training image(s)")
+    ft.add_argument(
+        "-o", "--output", required=True, metavar="MODEL", help="where to write the fine-tuned model (.pt)"
+    )
+    ft.add_argument("--steps", type=_positive("steps"), default=100, help="training steps (default 100)")
+    ft.add_argument(
+        "--model", default=None, metavar="START", help="model to start from (default: the shipped model)"
+    )
+    ft.add_argument("--axes", default=None, help="axes of the inputs (default: from file or guessed)")
+    ft.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "2d", "3d"),
+        help="train a 2D or 3D model (default: from the start model, else auto)",
+    )
+    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    ft.add_argument(
+        "--patch-size",
+        type=_positive("patch size"),
+        default=None,
+        help="training patch side (default 96 in 2D, 32 in 3D)",
+    )
+    ft.add_argument(
+        "--batch-size",
+        type=_positive("batch size"),
+        default=None,
+        help="patches per step (default 8 in 2D, 4 in 3D)",
+    )
+    ft.add_argument(
+        "--no-augment", action="store_true", help="switch off flips, rotations and intensity jitter"
+    )
+    ft.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ft.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    ft.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _load_input(spec: str, axes: str | None):
+    from .io import read_image
+
+    if spec.startswith("sample:"):
+        from ._sample_data import SAMPLES
+
+        name = spec.split(":", 1)[1]
+        if name not in SAMPLES:
+            raise CliError(f"unknown sample {name!r}; choose from {', '.join(SAMPLES)}")
+        data, sample_axes = SAMPLES[name]()
+        return data, axes or sample_axes, name
+    data, file_axes = read_image(spec)
+    return data, axes or file_axes, Path(spec).name
+
+
+def _output_paths(inputs: list[str], output: str, fmt: str | None) -> list[Path]:
+    out = Path(output)
+    if len(inputs) == 1 and out.suffix:
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise CliError(f"OUT must be a directory when several inputs are given, and {out} is a file")
+    ext = fmt or ".tif"
+    names = []
+    for spec in inputs:
+        stem = spec.split(":", 1)[1] if spec.startswith("sample:") else Path(spec).name
+        for suf in (".ome.tif", ".tiff", ".tif", ".npy", ".zarr", ".png"):
+            if stem.lower().endswith(suf):
+                stem = stem[: -len(suf)]
+                break
+        names.append(out / f"{stem}_labels{ext}")
+    if len(set(names)) != len(names):
+        raise CliError("two inputs would write the same output name; give them distinct names")
+    return names
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from .api import segment_image
+    from .core.progress import StderrProgress
+    from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
+
+    if args.clusters < 2:
+        raise CliError(f"--clusters must be at least 2, got {args.clusters}")
+    outputs = _output_paths(args.inputs, args.output, args.format)
+    if args.overlay and len(args.inputs) != 1:
+        raise CliError("--overlay needs exactly one input")
+    for path in outputs:
+        check_writable(path, args.overwrite)
+    if args.overlay:
+        check_writable(args.overlay, args.overwrite)
+    failures = 0
+    for spec, out_path in zip(args.inputs, outputs, strict=True):
+        t0 = time.perf_counter()
+        try:
+            data, axes, name = _load_input(spec, args.axes)
+            progress = None if args.quiet else StderrProgress(f"{name}: ")
+            result = segment_image(
+                data,
+                axes,
+                n_clusters=args.clusters,
+                instances=args.instances,
+                background=args.background,
+                model=args.model,
+                mode=args.mode,
+                device=args.device,
+                seed=args.seed,
+                tile_size=args.tile_size,
+                progress=progress,
+            )
+            write_array(out_path, result.labels, overwrite=args.overwrite, axes=result.axes)
+            if args.overlay:
+                layout_axes = axes or result.semantic.axes
+                from .core.layout import parse_axes
+
+                img_axes = parse_axes(layout_axes, data.shape).axes
+                img, lab = plane_for_overlay(data, result.labels, img_axes, result.axes)
+                write_array(args.overlay, overlay_rgb(img, lab), overwrite=args.overwrite)
+        except (ValueError, TypeError, FileNotFoundError, FileExistsError, CliError) as exc:
+            if len(args.inputs) == 1:
+                raise CliError(str(exc)) from exc
+            print(f"napari-dem: {spec}: skipped: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if not args.quiet:
+            n = int(result.labels.max())
+            what = f"{n} objects" if args.instances else f"{args.clusters} clusters"
+            print(f"{name}: {what} -> {out_path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    if failures:
+        print(f"napari-dem: {failures} of {len(args.inputs)} inputs failed", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_fine_tune(args: argparse.Namespace) -> int:
+    from .api import get_model
+    from .core.layout import parse_axes
+    from .core.model import save_model
+    from .core.segment import choose_mode
+    from .core.train import TrainSettings, fine_tune, training_units
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise CliError(f"{out} already exists; pass --overwrite to replace it")
+    images = [_load_input(spec, args.axes) for spec in args.inputs]
+    start = None
+    if args.model is not None:
+        start = get_model(args.model, 2, "cpu")
+    first, axes0, _ = images[0]
+    mode = choose_mode(parse_axes(axes0, first.shape), args.mode, start)
+    ndim = 3 if mode == "3d" else 2
+    model = start or get_model(None, ndim, "cpu")
+    units = []
+    for data, axes, _ in images:
+        units += training_units(np.asarray(data), axes, ndim)
+    settings = TrainSettings(
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        patch_size=args.patch_size or (96 if ndim == 2 else 32),
+        batch_size=args.batch_size or (8 if ndim == 2 else 4),
+        flips=not args.no_augment,
+        rotations=not args.no_augment,
+        intensity_jitter=0.0 if args.no_augment else 0.2,
+    )
+    t0 = time.perf_counter()
+
+    def progress(rec):
+        if not args.quiet and (rec.step % 10 == 0 or rec.step == rec.total):
+            losses = " ".join(f"{k}={v:.4f}" for k, v in rec.losses.items())
+            print(f"step {rec.step}/{rec.total} {losses} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+
+    history = fine_tune(model, units, settings, device=args.device, progress=progress)
+    save_model(
+        model,
+        out,
+        training_images=[f"{name} {tuple(data.shape)}" for data, _, name in images],
+        training_steps=args.steps,
+        best_step=history.best_step,
+        seed=args.seed,
+        fine_tuned_from=str(args.model or "default"),
+    )
+    if not args.quiet:
+        print(f"saved {out} (best step {history.best_step})", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .core.model import ModelFileError
+
+    try:
+        if args.command == "segment":
+            return cmd_segment(args)
+        return cmd_fine_tune(args)
+    except (CliError, ModelFileError, ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"napari-dem: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("napari-dem: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Small convolutional encoders and decoders for 2D images and 3D volumes.
+
+Why this shape: the encoder keeps full resolution (no pooling) and widens its
+receptive field with dilated 3x3 convolutions. That gives each pixel the spatial
+context per-pixel clustering lacks (no speckle), costs a few thousand
+multiply-adds per pixel (fast on a laptop CPU), and makes tiling exact: a tile
+with a halo of :func:`receptive_radius` pixels gives the same latents as the
+whole image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+DILATIONS: tuple[int, ...] = (1, 2, 4)
+
+
+def _conv(ndim: int) -> type[nn.Conv2d] | type[nn.Conv3d]:
+    if ndim == 2:
+        return nn.Conv2d
+    if ndim == 3:
+        return nn.Conv3d
+    raise ValueError(f"spatial ndim must be 2 or 3, got {ndim}")
+
+
+def receptive_radius(dilations: Sequence[int] = DILATIONS) -> int:
+    """Pixels of context on each side that one output latent depends on."""
+    return int(sum(dilations))
+
+
+def gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3.0 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+class LocalContrast(nn.Module):
+    """Fixed front end: the image minus its Gaussian-blurred background (``x - G_sigma * x``).
+
+    Nuclei of very different brightness sit on an uneven background; a global
+    intensity threshold tops out near 0.77 foreground IoU on the DSB2018 image,
+    while the background-flattened image at sigma = 16 px separates them (0.84 at
+    its best threshold; a 3-component GMM on it alone reaches 0.81, on raw
+    intensity 0.57). A small receptive field cannot learn this, so it is given: a
+    separable blur with edge replication (tiles with a halo of :attr:`radius` give
+    exact results). The auto-encoder reconstructs this flattened image.
+    """
+
+    def __init__(self, ndim: int, sigma: float) -> None:
+        super().__init__()
+        self.ndim = ndim
+        self.sigma = float(sigma)
+        self.register_buffer("kernel", gaussian_kernel1d(self.sigma), persistent=False)
+
+    @property
+    def radius(self) -> int:
+        return (self.kernel.numel() - 1) // 2 if self.sigma > 0 else 0
+
+    def blur(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        y = x.reshape(b * c, 1, *x.shape[2:])
+        r = self.radius
+        fn = torch.nn.functional.conv2d if self.ndim == 2 else torch.nn.functional.conv3d
+        for axis in range(self.ndim):
+            shape = [1, 1] + [1] * self.ndim
+            shape[2 + axis] = -1
+            pad = [0, 0] * self.ndim
+            # F.pad lists pads from the last axis backwards.
+            pad[2 * (self.ndim - 1 - axis)] = r
+            pad[2 * (self.ndim - 1 - axis) + 1] = r
+            y = fn(torch.nn.functional.pad(y, pad, mode="replicate"), self.kernel.view(shape).to(y))
+        return y.reshape(x.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sigma <= 0:
+            return x
+        return x - self.blur(x)
+
+
+class Encoder(nn.Module):
+    """Image ``(B, C, *spatial)`` -> latent map ``(B, D, *spatial)`` at full resolution."""
+
+    def __init__(
+        self,
+        ndim: int,
+        in_channels: int,
+        width: int,
+        latent_dim: int,
+        dilations: Sequence[int] = DILATIONS,
+        context_sigma: float = 16.0,
+    ) -> None:
+        super().__init__()
+        conv = _conv(ndim)
+        self.context = LocalContrast(ndim, context_sigma)
+        layers: list[nn.Module] = []
+        c = in_channels
+        for d in dilations:
+            layers += [conv(c, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
+            c = width
+        self.body = nn.Sequential(*layers)
+        # The raw intensity is fed to the head too: a short path that keeps the
+        # latent faithful to intensity, which is what "background" usually means.
+        self.head = conv(width + in_channels, latent_dim, 1)
+        with torch.no_grad():
+            # Start as "latent 0 = the flattened image": the mixture then begins where a
+            # GMM on local contrast is already good, and training refines from there.
+            self.head.weight.mul_(0.1)
+            self.head.weight[:, width:] = 0.0
+            self.head.weight[0, width:] = 1.0
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context on each side that one output latent depends on."""
+        return self.context.radius + receptive_radius(
+            [m.dilation[0] for m in self.body if isinstance(m, nn.Conv2d | nn.Conv3d)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.context(x)
+        return self.head(torch.cat([self.body(x), x], dim=1))
+
+
+class Decoder(nn.Module):
+    """Latent map -> reconstruction of the normalised input (used only in training)."""
+
+    def __init__(self, ndim: int, latent_dim: int, width: int, out_channels: int) -> None:
+        super().__init__()
+        conv = _conv(ndim)
+        self.body = nn.Sequential(
+            conv(latent_dim, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            conv(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            conv(width, out_channels, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z)
+
+
+def encoder_flops_per_pixel(encoder: Encoder) -> int:
+    """Floating-point operations (2 per multiply-add) per output pixel of the encoder."""
+    ctx = encoder.context
+    flops = (2 * ctx.kernel.numel() * ctx.ndim + 1) if ctx.sigma > 0 else 0
+    for m in encoder.modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d):
+            k = 1
+            for s in m.kernel_size:
+                k *= s
+            flops += 2 * m.in_channels * m.out_channels * k // m.groups + m.out_channels
+    return flops

@@ -1,0 +1,1 @@
+"""Sample and synthetic data shipped with napari-dem."""

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny images and a tiny, quickly trained model keep the suite fast on 2 cores."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def nuclei2d() -> tuple[np.ndarray, np.ndarray]:
+    from napari_dem.data.synthetic import synthetic_nuclei
+
+    return synthetic_nuclei((128, 128), noise="medium", seed=11)
+
+
+@pytest.fixture(scope="session")
+def nuclei3d() -> tuple[np.ndarray, np.ndarray]:
+    from napari_dem.data.synthetic import synthetic_nuclei
+
+    return synthetic_nuclei((24, 64, 64), noise="low", radius=(5.0, 9.0), seed=12)
+
+
+@pytest.fixture
+def tiny_model():
+    """A small untrained 2D DEM model (fresh per test: training tests change it)."""
+    from napari_dem.core.model import DEMConfig, DEMModel
+
+    torch.manual_seed(0)
+    return DEMModel(DEMConfig(width=4, latent_dim=2, context_sigma=4.0, em_steps=3))

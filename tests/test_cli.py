@@ -1,0 +1,175 @@
+"""The ``napari-dem`` command line: file round trips, the options' contract, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_dem.cli import main
+from napari_dem.io import read_image, write_array
+
+
+@pytest.fixture
+def image_file(tmp_path: Path, nuclei2d) -> Path:
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, nuclei2d[0])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".npy", ".zarr", ".png"])
+def test_round_trip_for_each_file_type(tmp_path: Path, nuclei2d, suffix: str) -> None:
+    img = (nuclei2d[0] // 256).astype(np.uint8) if suffix == ".png" else nuclei2d[0]
+    src = write_array(tmp_path / f"in{suffix}", img)
+    out = tmp_path / f"out{suffix}"
+    assert main(["segment", str(src), "-o", str(out), "--clusters", "3", "-q"]) == 0
+    labels, _ = read_image(out)
+    labels = np.asarray(labels)
+    assert labels.shape == img.shape
+    assert set(np.unique(labels)) == {1, 2, 3}
+    # Same result as the Python API on the same data.
+    from napari_dem.api import segment_image
+
+    assert np.array_equal(labels, segment_image(img, "YX", device="cpu").labels)
+
+
+def test_instances_and_overlay(tmp_path: Path, image_file: Path, nuclei2d) -> None:
+    from napari_dem.core.metrics import instance_f1
+
+    out, png = tmp_path / "inst.tif", tmp_path / "overlay.png"
+    assert main(["segment", str(image_file), "-o", str(out), "--instances", "--overlay", str(png), "-q"]) == 0
+    inst = tifffile.imread(out)
+    assert inst.max() > 5 and instance_f1(inst, nuclei2d[1]) > 0.6
+    rgb, _ = read_image(png)
+    assert rgb.shape == (*inst.shape, 3) and rgb.dtype == np.uint8
+
+
+def test_background_brightest_inverts_the_foreground(tmp_path: Path, image_file: Path) -> None:
+    dark = tmp_path / "dark.npy"
+    bright = tmp_path / "bright.npy"
+    assert main(["segment", str(image_file), "-o", str(dark), "--instances", "-q"]) == 0
+    assert (
+        main(
+            ["segment", str(image_file), "-o", str(bright), "--instances", "--background", "brightest", "-q"]
+        )
+        == 0
+    )
+    a, b = np.load(dark) > 0, np.load(bright) > 0
+    assert a.mean() < 0.5 < b.mean()
+
+
+def test_several_inputs_go_to_a_directory(tmp_path: Path, nuclei2d) -> None:
+    a = write_array(tmp_path / "a.npy", nuclei2d[0])
+    b = write_array(tmp_path / "b.tif", nuclei2d[0][::-1])
+    outdir = tmp_path / "out"
+    assert main(["segment", str(a), str(b), "-o", str(outdir), "-q"]) == 0
+    assert sorted(p.name for p in outdir.iterdir()) == ["a_labels.tif", "b_labels.tif"]
+
+
+def test_existing_output_is_refused_then_overwritten(tmp_path: Path, image_file: Path, capsys) -> None:
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"precious")
+    assert main(["segment", str(image_file), "-o", str(out), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert main(["segment", str(image_file), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert tifffile.imread(out).shape == (128, 128)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda d: d / "x.bmp", [], "unsupported file type"),
+        (lambda d: d / "missing.tif", [], "no such file"),
+        (lambda d: write_array(d / "c.npy", np.full((32, 32), 3.0)), [], "constant"),
+        (lambda d: write_array(d / "n.npy", np.where(np.eye(32) > 0, np.nan, 1.0)), [], "NaN"),
+        (lambda d: write_array(d / "e.npy", np.zeros((0, 32))), [], "empty"),
+        (lambda d: write_array(d / "t.npy", np.random.default_rng(0).random((6, 6))), [], "too small"),
+        (
+            lambda d: write_array(d / "k.npy", np.random.default_rng(0).random((32, 32))),
+            ["--clusters", "1"],
+            "at least 2",
+        ),
+        (lambda d: write_array(d / "b.npy", np.tile([0.0, 1.0], (32, 16))), ["--clusters", "4"], "distinct"),
+        (
+            lambda d: write_array(d / "a.npy", np.random.default_rng(0).random((32, 32))),
+            ["--axes", "ZYX"],
+            "3 letters",
+        ),
+        (
+            lambda d: write_array(d / "m.npy", np.random.default_rng(0).random((32, 32))),
+            ["--model", "/nope.pt"],
+            "not found",
+        ),
+        (
+            lambda d: write_array(d / "g.npy", np.random.default_rng(0).random((32, 32))),
+            ["--background", "7"],
+            "between 1 and 3",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, make, args, message, capsys) -> None:
+    src = make(tmp_path)
+    out = tmp_path / "out.tif"
+    assert main(["segment", str(src), "-o", str(out), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("napari-dem: error:") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_corrupt_model_file(tmp_path: Path, image_file: Path, capsys) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    assert main(["segment", str(image_file), "-o", str(tmp_path / "o.tif"), "--model", str(bad), "-q"]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_fine_tune_then_segment_with_the_model(tmp_path: Path, image_file: Path) -> None:
+    model = tmp_path / "tuned.pt"
+    assert (
+        main(
+            [
+                "fine-tune",
+                str(image_file),
+                "-o",
+                str(model),
+                "--steps",
+                "3",
+                "--patch-size",
+                "32",
+                "--batch-size",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    from napari_dem.core.model import load_model
+
+    meta = load_model(model).metadata
+    assert meta["training_steps"] == 3 and "img.tif" in meta["training_images"][0]
+    out = tmp_path / "seg.tif"
+    assert main(["segment", str(image_file), "-o", str(out), "--model", str(model), "-q"]) == 0
+    assert tifffile.imread(out).max() == 3
+    assert main(["fine-tune", str(image_file), "-o", str(model), "--steps", "1", "-q"]) == 2  # exists
+
+
+def test_console_script_runs_and_reports_progress_on_stderr(tmp_path: Path, image_file: Path) -> None:
+    exe = Path(sys.executable).with_name("napari-dem")
+    out = tmp_path / "o.npy"
+    proc = subprocess.run(
+        [str(exe), "segment", str(image_file), "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and "assigning" in proc.stderr and out.exists()
+
+
+def test_sample_input(tmp_path: Path) -> None:
+    out = tmp_path / "s.tif"
+    assert main(["segment", "sample:nuclei2d", "-o", str(out), "-q"]) == 0
+    assert tifffile.imread(out).shape == (512, 512)

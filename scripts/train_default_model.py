@@ -11,6 +11,7 @@ plus scikit-image's bundled micrographs and photos. No benchmark image
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from napari_dem.data.synthetic import synthetic_nuclei
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "napari_dem" / "core" / "weights"
 TRAIN_SEED_BASE = 1000
+CONTEXT_SIGMA_3D = float(os.environ.get("DEM_CONTEXT_SIGMA_3D", "4.0"))
+DENOISE_SIGMA = float(os.environ.get("DEM_DENOISE_SIGMA", "1.0"))
 
 
 def units_2d() -> tuple[list[np.ndarray], list[str]]:
@@ -53,7 +56,12 @@ def units_3d() -> tuple[list[np.ndarray], list[str]]:
 
 def train(ndim: int, steps: int, seed: int) -> Path:
     units, names = units_2d() if ndim == 2 else units_3d()
-    config = DEMConfig(ndim=ndim, width=16 if ndim == 2 else 8, context_sigma=16.0 if ndim == 2 else 8.0)
+    config = DEMConfig(
+        ndim=ndim,
+        width=16 if ndim == 2 else 8,
+        context_sigma=16.0 if ndim == 2 else CONTEXT_SIGMA_3D,
+        denoise_sigma=DENOISE_SIGMA,
+    )
     model = DEMModel(config)
     settings = TrainSettings(
         steps=steps, batch_size=8 if ndim == 2 else 4, patch_size=96 if ndim == 2 else 32, seed=seed

@@ -42,8 +42,18 @@ SCRIPT = textwrap.dedent(
     assert "torchvision" in sys.modules
     labels = segment(img, "YX", model=model, device="cpu").labels
     viewer.add_labels(labels, name="dem")
+
+    # And each dock widget of the plugin, with a segmentation run through the widget.
+    viewer.add_image(img, name="nuclei")
+    _, seg = viewer.window.add_plugin_dock_widget("napari-dem", "Segment (DEM)")
+    _, ref = viewer.window.add_plugin_dock_widget("napari-dem", "Refine labels (DEM)")
+    seg.image_combo.setCurrentText("nuclei")
+    seg.run_synchronously = True
+    seg.run()
     for _ in range(5):
         QApplication.processEvents()
+    assert seg.last_status == "done", seg.message.text()
+    assert any(layer.name == "nuclei DEM labels" for layer in viewer.layers)
     viewer.close()
     print("CLEAN-EXIT", flush=True)
     """

@@ -151,3 +151,35 @@ def test_cancel_stops_before_output(nuclei2d, tiny_model) -> None:
         )
     assert seen == [1]
     assert not out.any()  # pass 2 never started: nothing half-written
+
+
+def test_scribbles_fix_a_wrong_split() -> None:
+    """Dim nuclei that unsupervised K=2 EM lumps with the background are recovered by a few strokes."""
+    model = load_default_model(2)
+    rng = np.random.default_rng(0)
+    img = np.full((96, 96), 0.1) + rng.normal(0, 0.02, (96, 96))
+    truth = np.ones((96, 96), np.uint8)
+    for i, (y, x) in enumerate([(20, 20), (20, 70), (70, 20), (70, 70), (45, 45)]):
+        yy, xx = np.ogrid[:96, :96]
+        disc = (yy - y) ** 2 + (xx - x) ** 2 <= 8**2
+        img[disc] = 0.95 if i < 2 else 0.22  # two bright nuclei, three dim ones
+        truth[disc] = 2
+    free = segment(img, "YX", model=model, n_clusters=2, device="cpu").labels
+    err_free = np.mean(free != truth)
+    assert err_free > 0.05  # dim nuclei (partly) lost in the background
+    strokes = np.zeros_like(truth)
+    strokes[5, 5:90] = 1  # background
+    strokes[90, 5:90] = 1
+    strokes[70, 16:25] = 2  # one dim nucleus
+    strokes[20, 16:25] = 2  # one bright nucleus
+    guided = segment(img, "YX", model=model, n_clusters=2, device="cpu", scribbles=strokes).labels
+    assert np.mean(guided != truth) < 0.6 * err_free  # four short strokes remove most errors
+    assert np.all(guided[strokes > 0] == strokes[strokes > 0])
+
+
+def test_scribbles_must_fit_the_labels(tiny_model, nuclei2d) -> None:
+    img, _ = nuclei2d
+    with pytest.raises(ValueError, match="shape"):
+        segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.zeros((3, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"1\.\.3"):
+        segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.full(img.shape, 4, np.uint8))

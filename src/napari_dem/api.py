@@ -52,7 +52,8 @@ def segment_image(
     seed: int = 0,
     tile_size: int = 512,
     rgb: bool | None = None,
-    min_distance: int = 4,
+    min_distance: int = 6,
+    smooth: float = 2.0,
     min_size: int = 8,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -90,7 +91,7 @@ def segment_image(
     moved = np.transpose(result.labels, order)
     spatial_ndim = sum(a in axes_l for a in "ZYX")
     inst = instances_from_labels(
-        moved, bg, spatial_ndim=spatial_ndim, min_distance=min_distance, min_size=min_size
+        moved, bg, spatial_ndim=spatial_ndim, min_distance=min_distance, smooth=smooth, min_size=min_size
     )
     inst = np.transpose(inst, np.argsort(order))
     if inst.max() < 2**16:

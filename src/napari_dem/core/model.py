@@ -58,6 +58,7 @@ class DEMConfig:
     recon_weight: float = 100.0  #: weight of the reconstruction mean squared error
     dilations: tuple[int, ...] = field(default_factory=lambda: DILATIONS)
     context_sigma: float = 16.0  #: scale (px) of the local-contrast front end; 0 = off
+    denoise_sigma: float = 0.0  #: small blur (px) before the contrast (difference of Gaussians); 0 = off
 
     def validate(self) -> None:
         if self.ndim not in (2, 3):
@@ -92,10 +93,16 @@ class DEMOutput:
 
 
 def standardize(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Zero mean, unit variance per feature over the points of each batch element."""
-    mean = features.mean(1, keepdim=True)
-    std = features.std(1, keepdim=True, unbiased=False)
-    return (features - mean) / (std + eps)
+    """Centre each feature, and scale all of them by one common spread, per batch element.
+
+    One shared scale (the root mean variance over features), not one per feature: a
+    latent channel that is nearly constant must stay nearly constant. Scaled to unit
+    variance on its own, its noise would get the same say in the mixture as the
+    channel that carries the image, and its tight clumps would decide the clusters.
+    """
+    centred = features - features.mean(1, keepdim=True)
+    scale = centred.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+    return centred / (scale + eps)
 
 
 class DEMModel(nn.Module):
@@ -106,7 +113,9 @@ class DEMModel(nn.Module):
         self.config = config or DEMConfig()
         self.config.validate()
         c = self.config
-        self.encoder = Encoder(c.ndim, c.in_channels, c.width, c.latent_dim, c.dilations, c.context_sigma)
+        self.encoder = Encoder(
+            c.ndim, c.in_channels, c.width, c.latent_dim, c.dilations, c.context_sigma, c.denoise_sigma
+        )
         self.decoder = Decoder(c.ndim, c.latent_dim, c.width, c.in_channels)
         self.metadata: dict[str, Any] = {}
 

@@ -51,20 +51,26 @@ class LocalContrast(nn.Module):
     exact results). The auto-encoder reconstructs this flattened image.
     """
 
-    def __init__(self, ndim: int, sigma: float) -> None:
+    def __init__(self, ndim: int, sigma: float, denoise_sigma: float = 0.0) -> None:
         super().__init__()
         self.ndim = ndim
         self.sigma = float(sigma)
+        self.denoise_sigma = float(denoise_sigma)
         self.register_buffer("kernel", gaussian_kernel1d(self.sigma), persistent=False)
+        self.register_buffer("small", gaussian_kernel1d(max(self.denoise_sigma, 0.1)), persistent=False)
 
     @property
     def radius(self) -> int:
-        return (self.kernel.numel() - 1) // 2 if self.sigma > 0 else 0
+        if self.sigma <= 0:
+            return 0
+        return (self.kernel.numel() - 1) // 2
 
-    def blur(self, x: torch.Tensor) -> torch.Tensor:
+    def blur(self, x: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
+        """Separable Gaussian blur with edge replication."""
+        kernel = self.kernel if kernel is None else kernel
         b, c = x.shape[:2]
         y = x.reshape(b * c, 1, *x.shape[2:])
-        r = self.radius
+        r = (kernel.numel() - 1) // 2
         fn = torch.nn.functional.conv2d if self.ndim == 2 else torch.nn.functional.conv3d
         for axis in range(self.ndim):
             shape = [1, 1] + [1] * self.ndim
@@ -73,13 +79,15 @@ class LocalContrast(nn.Module):
             # F.pad lists pads from the last axis backwards.
             pad[2 * (self.ndim - 1 - axis)] = r
             pad[2 * (self.ndim - 1 - axis) + 1] = r
-            y = fn(torch.nn.functional.pad(y, pad, mode="replicate"), self.kernel.view(shape).to(y))
+            y = fn(torch.nn.functional.pad(y, pad, mode="replicate"), kernel.view(shape).to(y))
         return y.reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.sigma <= 0:
             return x
-        return x - self.blur(x)
+        # A difference of Gaussians when denoise_sigma > 0: shot noise smoothed away too.
+        fine = self.blur(x, self.small) if self.denoise_sigma > 0 else x
+        return fine - self.blur(x)
 
 
 class Encoder(nn.Module):
@@ -93,10 +101,11 @@ class Encoder(nn.Module):
         latent_dim: int,
         dilations: Sequence[int] = DILATIONS,
         context_sigma: float = 16.0,
+        denoise_sigma: float = 0.0,
     ) -> None:
         super().__init__()
         conv = _conv(ndim)
-        self.context = LocalContrast(ndim, context_sigma)
+        self.context = LocalContrast(ndim, context_sigma, denoise_sigma)
         layers: list[nn.Module] = []
         c = in_channels
         for d in dilations:

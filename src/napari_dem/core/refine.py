@@ -72,8 +72,8 @@ def fill_holes(labels: np.ndarray, background: int = 0) -> np.ndarray:
 def split_instances(
     foreground: np.ndarray,
     *,
-    min_distance: int = 4,
-    smooth: float = 1.0,
+    min_distance: int = 6,
+    smooth: float = 2.0,
     min_size: int = 8,
 ) -> np.ndarray:
     """Separate touching objects: distance transform, smoothed maxima as seeds, watershed.
@@ -110,8 +110,8 @@ def instances_from_labels(
     background: int = 1,
     *,
     spatial_ndim: int | None = None,
-    min_distance: int = 4,
-    smooth: float = 1.0,
+    min_distance: int = 6,
+    smooth: float = 2.0,
     min_size: int = 8,
 ) -> np.ndarray:
     """Every cluster but ``background`` -> separated objects, 0 = background.

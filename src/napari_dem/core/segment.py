@@ -185,14 +185,22 @@ def segment(
     max_samples: int = DEFAULT_MAX_SAMPLES,
     rgb: bool | None = None,
     out: np.ndarray | None = None,
+    scribbles: np.ndarray | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
     """Segment ``image`` (numpy, dask or zarr; axes from ``axes`` or guessed) into ``n_clusters``.
 
     ``out`` may be any writable array of the label shape (a zarr array, a memmap):
-    labels are written into it tile by tile. Raises ``ValueError``/``TypeError`` with
-    a clear message for bad input and :class:`~.progress.Cancelled` when cancelled.
+    labels are written into it tile by tile.
+
+    ``scribbles`` (label shape, 0 = unpainted, k = "this pixel is label k") turns the
+    fit into semi-supervised EM: painted pixels join the fit with their
+    responsibilities clamped to their class, so a few strokes can fix a wrong split.
+    Label ids then follow the painted classes (painted class k is label k).
+
+    Raises ``ValueError``/``TypeError`` with a clear message for bad input and
+    :class:`~.progress.Cancelled` when cancelled.
     """
     validate_image(image)
     layout = parse_axes(axes, image.shape, rgb)
@@ -252,8 +260,16 @@ def segment(
         feats = z.reshape(-1, *z.shape[2:]).movedim(0, -1)
         return feats, core_int
 
+    if scribbles is not None:
+        scribbles = np.asarray(scribbles)
+        if scribbles.shape != layout.label_shape:
+            raise ValueError(f"scribbles have shape {scribbles.shape}, the labels {layout.label_shape}")
+        if scribbles.max(initial=0) > n_clusters or scribbles.min(initial=0) < 0:
+            raise ValueError(f"scribble classes must lie in 1..{n_clusters} (0 = unpainted)")
+    n_spatial = math.prod(spatial)
+
     # Pass 1: latents at the global grid points (and the cache).
-    keys, samples, intensities = [], [], []
+    keys, samples, intensities, clamps = [], [], [], []
     for u, vol in enumerate(volumes):
         for r, (core, read, inner) in enumerate(regions):
             check_cancel(cancel)
@@ -272,18 +288,43 @@ def segment(
                 glob = np.ravel_multi_index(
                     tuple((ix + sl.start).numpy() for ix, sl in zip(flat_local, core, strict=True)), spatial
                 )
-                keys.append(torch.from_numpy(glob + u * math.prod(spatial)))
+                keys.append(torch.from_numpy(glob + u * n_spatial))
+                clamps.append(torch.full((len(glob),), -1, dtype=torch.long))
+            if scribbles is not None:
+                painted = np.nonzero(scribbles[vol.label_index(core)])
+                if len(painted[0]):
+                    ix = tuple(torch.from_numpy(p).to(dev) for p in painted)
+                    samples.append(feats[ix].cpu())
+                    intensities.append(core_int[ix].cpu())
+                    cls = scribbles[vol.label_index(core)][painted]
+                    glob = np.ravel_multi_index(
+                        tuple(p + sl.start for p, sl in zip(painted, core, strict=True)), spatial
+                    )
+                    # Offset past every grid key: painted points sort after the grid, in order.
+                    keys.append(torch.from_numpy(glob + u * n_spatial + len(units) * n_spatial))
+                    clamps.append(torch.from_numpy(cls.astype(np.int64) - 1))
             done += 1
             report(progress, done, total, "encoding")
     order = torch.argsort(torch.cat(keys))
     x_s = torch.cat(samples)[order].to(dev)
     int_s = torch.cat(intensities)[order].to(dev)
+    clamp = torch.cat(clamps)[order].to(dev)
+    has_clamp = bool((clamp >= 0).any())
+    weights = None
+    if has_clamp:
+        # A few strokes must outweigh thousands of grid points: painted pixels together
+        # count for a quarter of the fit.
+        n_paint = int((clamp >= 0).sum())
+        w_paint = max(1.0, 0.25 * (len(clamp) - n_paint) / n_paint)
+        weights = torch.where(clamp >= 0, w_paint, 1.0).to(x_s.dtype).unsqueeze(0)
     n_distinct = int(torch.unique(int_s).numel())
     if n_clusters > n_distinct:
         raise ValueError(
             f"the image has only {n_distinct} distinct values: it cannot be split into {n_clusters} clusters"
         )
-    mean, std = x_s.mean(0), x_s.std(0, unbiased=False) + 1e-5
+    # Same scaling as in training (model.standardize): centred, one common spread.
+    mean = x_s.mean(0)
+    std = (x_s - mean).pow(2).mean().sqrt().expand_as(mean) + 1e-5
     gen = torch.Generator().manual_seed(int(seed))
     with torch.inference_mode():
         params, log_resp, _ = fit_gmm(
@@ -292,10 +333,13 @@ def segment(
             em_steps or model.config.em_steps,
             reg_covar=model.config.reg_covar,
             generator=gen,
+            clamp=clamp.unsqueeze(0) if has_clamp else None,
+            point_weights=weights,
         )
         resp = log_resp[0].exp()
         cluster_int = (resp * int_s.unsqueeze(1)).sum(0) / resp.sum(0).clamp(min=1e-12)
-    perm = torch.argsort(cluster_int)  # label k+1 <- component perm[k]
+    # Label k+1 <- component perm[k]: by intensity, unless painted classes fix the ids.
+    perm = torch.arange(n_clusters, device=dev) if has_clamp else torch.argsort(cluster_int)
     params = GMMParams(params.log_weights[:, perm], params.means[:, perm], params.variances[:, perm])
 
     # Pass 2: assign every pixel.
@@ -309,8 +353,11 @@ def segment(
             with torch.inference_mode():
                 f = ((feats.reshape(-1, feats.shape[-1]) - mean) / std).unsqueeze(0)
                 lr, _ = e_step(f, params)
-                lab = (lr[0].argmax(-1) + 1).to(torch.uint8).reshape(feats.shape[:-1])
-            labels[vol.label_index(core)] = lab.cpu().numpy()
+                lab = (lr[0].argmax(-1) + 1).to(torch.uint8).reshape(feats.shape[:-1]).cpu().numpy()
+            if scribbles is not None:  # painted pixels keep the class the user gave them
+                painted = scribbles[vol.label_index(core)]
+                lab = np.where(painted > 0, painted, lab).astype(np.uint8)
+            labels[vol.label_index(core)] = lab
             done += 1
             report(progress, done, total, "assigning")
     return SegmentationResult(

@@ -1,0 +1,343 @@
+"""The Refine labels (DEM) dock widget: undoable clean-up edits and scribble-guided re-runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+from napari_dem.core import refine as core_refine
+
+from ._common import ERROR_STYLE, INFO_STYLE, Job, apply_undoable, level_data
+
+if TYPE_CHECKING:
+    import napari
+
+SCRIBBLES_SUFFIX = " scribbles"
+
+
+class RefineWidget(QWidget):
+    """Undoable edits on a Labels layer made by the Segment widget (or any Labels layer)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job: Job | None = None
+        self.last_status: str | None = None
+        self.run_synchronously = False
+
+        self.labels_combo = QComboBox()
+        self.background_edit = QLineEdit("darkest")
+        self.background_edit.setToolTip("darkest, brightest, a cluster id, or 0 once background is set")
+        self.merge_edit = QLineEdit()
+        self.merge_edit.setPlaceholderText("e.g. 2,3")
+        self.merge_button = QPushButton("Merge clusters")
+        self.background_button = QPushButton("Set background (→ 0)")
+        self.instances_button = QPushButton("Split into instances")
+        self.min_size_spin = QSpinBox()
+        self.min_size_spin.setRange(1, 10**9)
+        self.min_size_spin.setValue(20)
+        self.small_button = QPushButton("Remove small objects")
+        self.holes_button = QPushButton("Fill holes")
+        self.objects3d_check = QCheckBox("3D objects")
+        self.add_scribbles_button = QPushButton("Add scribbles layer")
+        self.scribble_button = QPushButton("Refine with scribbles")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("labels", self.labels_combo)
+        form.addRow("background", self.background_edit)
+        merge_row = QHBoxLayout()
+        merge_row.addWidget(self.merge_edit)
+        merge_row.addWidget(self.merge_button)
+        small_row = QHBoxLayout()
+        small_row.addWidget(self.min_size_spin)
+        small_row.addWidget(self.small_button)
+
+        edits = QGroupBox("Edits (each one undoable)")
+        edit_layout = QVBoxLayout(edits)
+        edit_layout.addLayout(merge_row)
+        edit_layout.addWidget(self.background_button)
+        edit_layout.addWidget(self.objects3d_check)
+        edit_layout.addWidget(self.instances_button)
+        edit_layout.addLayout(small_row)
+        edit_layout.addWidget(self.holes_button)
+
+        scribbles = QGroupBox("Scribbles")
+        scribble_layout = QVBoxLayout(scribbles)
+        scribble_layout.addWidget(QLabel("Paint class ids (1 = darkest … K) on a few pixels, then refine."))
+        scribble_layout.addWidget(self.add_scribbles_button)
+        scribble_layout.addWidget(self.scribble_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(edits)
+        layout.addWidget(scribbles)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+        self.merge_button.clicked.connect(self.merge)
+        self.background_button.clicked.connect(self.set_background)
+        self.instances_button.clicked.connect(self.split_instances)
+        self.small_button.clicked.connect(self.remove_small)
+        self.holes_button.clicked.connect(self.fill_holes)
+        self.add_scribbles_button.clicked.connect(self.add_scribbles_layer)
+        self.scribble_button.clicked.connect(self._on_scribble_clicked)
+        self.labels_combo.currentTextChanged.connect(self._on_labels_changed)
+
+        events = self.viewer.layers.events
+        events.inserted.connect(self._refresh_layers)
+        events.removed.connect(self._refresh_layers)
+        events.changed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ layers
+    def _refresh_layers(self, event=None) -> None:
+        current = self.labels_combo.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels) and not layer.metadata.get("dem_scribbles")
+        ]
+        self.labels_combo.blockSignals(True)
+        self.labels_combo.clear()
+        self.labels_combo.addItems(names)
+        if current in names:
+            self.labels_combo.setCurrentText(current)
+        self.labels_combo.blockSignals(False)
+        if self.labels_combo.currentText() != current:
+            self._on_labels_changed(self.labels_combo.currentText())
+
+    def labels_layer(self) -> Labels | None:
+        name = self.labels_combo.currentText()
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
+            return self.viewer.layers[name]
+        return None
+
+    def _on_labels_changed(self, name: str) -> None:
+        layer = self.labels_layer()
+        if layer is None:
+            return
+        dem = layer.metadata.get("dem", {})
+        self.objects3d_check.setChecked(dem.get("mode") == "3d")
+
+    def show_error(self, text: str) -> None:
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setText(text)
+
+    def show_info(self, text: str) -> None:
+        self.message.setStyleSheet(INFO_STYLE)
+        self.message.setText(text)
+
+    # ------------------------------------------------------------------ edits
+    def _layer_or_error(self) -> Labels:
+        layer = self.labels_layer()
+        if layer is None:
+            raise ValueError("add or choose a Labels layer (run Segment first)")
+        return layer
+
+    def background(self, labels: np.ndarray) -> int:
+        spec = self.background_edit.text().strip() or "darkest"
+        if spec == "0":
+            return 0
+        return core_refine.background_id(spec, max(int(labels.max()), 1))
+
+    def _edit(self, what: str, compute) -> bool:
+        """Run ``compute(labels) -> new labels`` and apply it as one undoable edit."""
+        try:
+            layer = self._layer_or_error()
+            labels = np.asarray(layer.data)
+            new = compute(labels)
+            if new is None:
+                return False
+            new = np.asarray(new)
+            if new.size and int(new.max()) > np.iinfo(layer.data.dtype).max:
+                out = self.viewer.add_labels(
+                    new, name=f"{layer.name} {what}", **_geometry_of(layer), metadata=dict(layer.metadata)
+                )
+                self.show_info(
+                    f"{what}: {int(new.max())} ids do not fit {layer.data.dtype}; new layer {out.name!r}"
+                )
+                return True
+            n = apply_undoable(layer, new)
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return False
+        self.show_info(f"{what}: {n} pixels changed (Ctrl+Z undoes)")
+        return True
+
+    def merge(self) -> bool:
+        def compute(labels):
+            text = self.merge_edit.text().replace(";", ",")
+            try:
+                ids = [int(t) for t in text.split(",") if t.strip()]
+            except ValueError:
+                raise ValueError(
+                    f"cluster ids to merge must be integers separated by commas, got {text!r}"
+                ) from None
+            if len(ids) < 2:
+                raise ValueError("give at least two cluster ids to merge, e.g. 2,3")
+            return core_refine.merge_clusters(labels, ids)
+
+        return self._edit("merge", compute)
+
+    def set_background(self) -> bool:
+        def compute(labels):
+            bg = self.background(labels)
+            out = labels.copy()
+            out[labels == bg] = 0
+            return out
+
+        ok = self._edit("background", compute)
+        if ok:
+            self.background_edit.setText("0")
+        return ok
+
+    def split_instances(self) -> bool:
+        def compute(labels):
+            bg = self.background(labels)
+            ndim = 3 if self.objects3d_check.isChecked() and labels.ndim >= 3 else 2
+            return core_refine.instances_from_labels(labels, background=bg, spatial_ndim=ndim)
+
+        ok = self._edit("instances", compute)
+        if ok:
+            self.background_edit.setText("0")
+        return ok
+
+    def remove_small(self) -> bool:
+        return self._edit(
+            "remove small",
+            lambda labels: core_refine.remove_small_objects(
+                labels, self.min_size_spin.value(), background=self.background(labels)
+            ),
+        )
+
+    def fill_holes(self) -> bool:
+        return self._edit(
+            "fill holes",
+            lambda labels: core_refine.fill_holes(labels, background=self.background(labels)),
+        )
+
+    # ------------------------------------------------------------------ scribbles
+    def scribbles_layer(self, layer: Labels | None = None) -> Labels | None:
+        layer = layer or self.labels_layer()
+        if layer is None:
+            return None
+        name = layer.name + SCRIBBLES_SUFFIX
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
+            return self.viewer.layers[name]
+        return None
+
+    def add_scribbles_layer(self) -> Labels | None:
+        try:
+            layer = self._layer_or_error()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return None
+        scrib = self.scribbles_layer(layer)
+        if scrib is None:
+            scrib = self.viewer.add_labels(
+                np.zeros(layer.data.shape, dtype=np.uint8),
+                name=layer.name + SCRIBBLES_SUFFIX,
+                metadata={"dem_scribbles": layer.name},
+                **_geometry_of(layer),
+            )
+            scrib.brush_size = 5
+        self.viewer.layers.selection.active = scrib
+        scrib.selected_label = 1
+        scrib.mode = "paint"
+        self.show_info("paint class ids in the scribbles layer (keys 1…K pick the id)")
+        return scrib
+
+    def _on_scribble_clicked(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+        else:
+            self.refine_with_scribbles()
+
+    def refine_with_scribbles(self) -> Job | None:
+        """Re-run DEM on the source image with the scribbles clamped; update the labels (undoable)."""
+        from .segment import run_segment
+
+        try:
+            layer = self._layer_or_error()
+            dem: dict[str, Any] = layer.metadata.get("dem") or {}
+            if not dem:
+                raise ValueError(f"{layer.name!r} was not made by the Segment widget: no settings to re-run")
+            if dem["image"] not in self.viewer.layers or not isinstance(
+                self.viewer.layers[dem["image"]], Image
+            ):
+                raise ValueError(f"the image {dem['image']!r} that {layer.name!r} came from is gone")
+            scrib = self.scribbles_layer(layer)
+            if scrib is None or not np.any(scrib.data):
+                raise ValueError("add a scribbles layer and paint a few strokes first")
+            image = level_data(self.viewer.layers[dem["image"]], dem.get("level", 0))
+            scribbles = np.asarray(scrib.data)
+            settings = {k: dem[k] for k in ("n_clusters", "mode", "model", "device", "seed")}
+            settings["n_clusters"] = max(int(settings["n_clusters"]), int(scribbles.max()))
+            if dem.get("mode") in ("2d", "3d"):
+                settings["mode"] = dem["mode"]
+        except (ValueError, TypeError, KeyError) as exc:
+            self.show_error(str(exc))
+            return None
+
+        def fn(progress):
+            return run_segment(
+                image, dem["axes"], settings, scribbles=scribbles, progress=progress, cancel=job.token
+            )
+
+        def on_result(result):
+            labels = np.asarray(result.labels)
+            if labels.shape != tuple(layer.data.shape):
+                raise ValueError(f"labels shape {labels.shape} differs from the layer's {layer.data.shape}")
+            n = apply_undoable(layer, labels)
+            layer.metadata["dem"] = {**dem, "n_clusters": settings["n_clusters"]}
+            self.show_info(f"refined with scribbles: {n} pixels changed (Ctrl+Z undoes)")
+
+        job = Job(
+            fn,
+            desc=f"DEM scribbles {layer.name}",
+            on_result=on_result,
+            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
+            on_done=self._on_done,
+            sync=self.run_synchronously,
+        )
+        self.job = job
+        self.last_status = None
+        self.scribble_button.setText("Cancel")
+        job.start()
+        return job
+
+    def _on_done(self, status: str) -> None:
+        self.last_status = status
+        self.scribble_button.setText("Refine with scribbles")
+        if status == "cancelled":
+            self.show_info("cancelled")
+
+
+def _geometry_of(layer) -> dict[str, Any]:
+    return {
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "rotate": layer.rotate,
+        "shear": layer.shear,
+        "affine": layer.affine.affine_matrix,
+        "axis_labels": layer.axis_labels,
+        "units": layer.units,
+    }

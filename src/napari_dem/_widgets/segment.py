@@ -1,0 +1,379 @@
+"""The Segment (DEM) dock widget: Image layer in, Labels layer out, computed in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+from napari_dem.core.layout import parse_axes
+from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
+
+from ._common import (
+    ERROR_STYLE,
+    INFO_STYLE,
+    Job,
+    apply_undoable,
+    axes_from_layer,
+    data_shape,
+    labels_geometry,
+    level_data,
+    pick_level,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+LABELS_SUFFIX = " DEM labels"
+
+
+def available_devices() -> list[str]:
+    from napari_dem.core import model as _model
+
+    torch = _model.torch
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def run_segment(image, axes: str, settings: dict[str, Any], scribbles=None, progress=None, cancel=None):
+    """Load the model named in ``settings`` and segment (runs in the worker thread)."""
+    from napari_dem.core.model import load_model
+    from napari_dem.core.segment import segment
+
+    model = None
+    if settings.get("model"):
+        device = settings.get("device", "auto")
+        model = load_model(settings["model"], device="cpu" if device == "auto" else device)
+    return segment(
+        image,
+        axes,
+        model=model,
+        n_clusters=int(settings["n_clusters"]),
+        mode=settings["mode"],
+        device=settings["device"],
+        seed=int(settings["seed"]),
+        scribbles=scribbles,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+class SegmentWidget(QWidget):
+    """Segment an Image layer with DEM into a Labels layer ``"<image> DEM labels"``."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job: Job | None = None
+        self.last_status: str | None = None
+        self.run_synchronously = False
+
+        self.image_combo = QComboBox()
+        self.axes_edit = QLineEdit()
+        self.axes_edit.setToolTip("One letter per data axis: T (time), Z, C (channel), Y, X")
+        self.clusters_spin = QSpinBox()
+        self.clusters_spin.setRange(1, MAX_CLUSTERS)
+        self.clusters_spin.setValue(3)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["auto", "2d", "3d"])
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("default model")
+        self.model_button = QPushButton("…")
+        self.model_button.setMaximumWidth(30)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.slice_check = QCheckBox("current slice only (preview)")
+        self.new_layer_check = QCheckBox("new layer")
+        self.sync_check = QCheckBox("run synchronously (debug)")
+        self.run_button = QPushButton("Run")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        model_row = QHBoxLayout()
+        model_row.setContentsMargins(0, 0, 0, 0)
+        model_row.addWidget(self.model_edit)
+        model_row.addWidget(self.model_button)
+        model_box = QWidget()
+        model_box.setLayout(model_row)
+
+        form = QFormLayout()
+        form.addRow("image", self.image_combo)
+        form.addRow("axes", self.axes_edit)
+        form.addRow("clusters", self.clusters_spin)
+        form.addRow("mode", self.mode_combo)
+        form.addRow("model", model_box)
+        form.addRow("device", self.device_combo)
+        form.addRow("seed", self.seed_spin)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.slice_check)
+        layout.addWidget(self.new_layer_check)
+        layout.addWidget(self.sync_check)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+        self.image_combo.currentTextChanged.connect(self._on_image_changed)
+        for signal in (
+            self.axes_edit.textChanged,
+            self.clusters_spin.valueChanged,
+            self.mode_combo.currentTextChanged,
+            self.model_edit.textChanged,
+            self.device_combo.currentTextChanged,
+            self.slice_check.toggled,
+        ):
+            signal.connect(self.validate)
+        self.model_button.clicked.connect(self._browse_model)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
+
+        events = self.viewer.layers.events
+        events.inserted.connect(self._refresh_layers)
+        events.removed.connect(self._refresh_layers)
+        events.changed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ layer choice
+    def _refresh_layers(self, event=None) -> None:
+        current = self.image_combo.currentText()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        self.image_combo.addItems(names)
+        if current in names:
+            self.image_combo.setCurrentText(current)
+        elif names:
+            selected = self.viewer.layers.selection.active
+            if isinstance(selected, Image):
+                self.image_combo.setCurrentText(selected.name)
+        self.image_combo.blockSignals(False)
+        if self.image_combo.currentText() != current:
+            self._on_image_changed(self.image_combo.currentText())
+        else:
+            self.validate()
+
+    def image_layer(self) -> Image | None:
+        name = self.image_combo.currentText()
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Image):
+            return self.viewer.layers[name]
+        return None
+
+    def _on_image_changed(self, name: str) -> None:
+        layer = self.image_layer()
+        self.axes_edit.setText(axes_from_layer(layer) if layer is not None else "")
+        self.validate()
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "DEM model", "", "DEM model (*.pt);;All files (*)")
+        if path:
+            self.model_edit.setText(path)
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        return {
+            "n_clusters": self.clusters_spin.value(),
+            "mode": self.mode_combo.currentText(),
+            "model": self.model_edit.text().strip(),
+            "device": self.device_combo.currentText(),
+            "seed": self.seed_spin.value(),
+        }
+
+    def _check(self) -> tuple[Image, str, dict[str, Any]]:
+        """The image layer, axes and settings; ``ValueError`` with a user message if invalid."""
+        from napari_dem.core.model import resolve_device
+
+        layer = self.image_layer()
+        if layer is None:
+            raise ValueError("add or choose an Image layer to segment")
+        shape = data_shape(layer)
+        rgb = bool(layer.rgb)
+        axes = self.axes_edit.text().strip().upper()
+        if not axes:
+            raise ValueError(f"give the axes of the image (one letter per axis of shape {shape})")
+        layout = parse_axes(axes, shape, rgb)  # AxesError is a ValueError
+        if rgb and not layout.axes.endswith("C"):
+            raise ValueError(f"the layer is RGB: its axes must end with C, got {layout.axes!r}")
+        settings = self.settings()
+        k = settings["n_clusters"]
+        if not 2 <= k <= MAX_CLUSTERS:
+            raise ValueError(f"the number of clusters must be from 2 to {MAX_CLUSTERS}, got {k}")
+        if self.slice_check.isChecked():
+            if settings["mode"] == "3d":
+                raise ValueError("'current slice only' segments one 2D plane: choose mode auto or 2d")
+            settings["mode"] = "2d"
+        else:
+            choose_mode(layout, settings["mode"], None)
+        if settings["model"] and not Path(settings["model"]).expanduser().is_file():
+            raise ValueError(f"model file not found: {settings['model']}")
+        resolve_device(settings["device"])
+        return layer, layout.axes, settings
+
+    def validate(self, *args) -> bool:
+        """Check the settings now; show what is wrong in the widget. True if Run can go."""
+        if self.job is not None and self.job.running:
+            return True
+        try:
+            self._check()
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return False
+        self.show_info("")
+        return True
+
+    def show_error(self, text: str) -> None:
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setText(text)
+
+    def show_info(self, text: str) -> None:
+        self.message.setStyleSheet(INFO_STYLE)
+        self.message.setText(text)
+
+    # ------------------------------------------------------------------ run
+    def plan(self) -> dict[str, Any]:
+        """What a run will do: data to segment, axes, target region and layer geometry."""
+        layer, axes, settings = self._check()
+        level = pick_level(layer)
+        data = level_data(layer, level)
+        label_axes = axes.replace("C", "")
+        label_shape = tuple(s for a, s in zip(axes, data.shape, strict=True) if a != "C")
+        region: tuple[slice, ...] = tuple(slice(None) for _ in label_shape)
+        sub_axes = axes
+        if self.slice_check.isChecked():
+            layer_axes = axes[:-1] if layer.rgb else axes
+            point = np.asarray(layer.world_to_data(self.viewer.dims.point), dtype=float)
+            factor = np.asarray(data_shape(layer), float) / np.asarray(data.shape, float)
+            index: list[Any] = []
+            reg: list[slice] = []
+            for i, a in enumerate(axes):
+                if a in "YXC":
+                    index.append(slice(None))
+                    if a != "C":
+                        reg.append(slice(None))
+                    continue
+                pos = point[layer_axes.index(a)] / factor[i]
+                j = int(np.clip(np.round(pos), 0, data.shape[i] - 1))
+                index.append(j)
+                reg.append(slice(j, j + 1))
+            data = data[tuple(index)]
+            sub_axes = "".join(a for a in axes if a in "YXC")
+            region = tuple(reg)
+        return {
+            "layer": layer,
+            "image": data,
+            "axes": sub_axes,
+            "full_axes": axes,
+            "label_axes": label_axes,
+            "label_shape": label_shape,
+            "region": region,
+            "level": level,
+            "settings": settings,
+            "geometry": labels_geometry(layer, axes, level),
+            "name": layer.name + LABELS_SUFFIX,
+            "new_layer": self.new_layer_check.isChecked(),
+        }
+
+    def _on_run_clicked(self) -> None:
+        if self.job is not None and self.job.running:
+            self.cancel()
+        else:
+            self.run()
+
+    def run(self) -> Job | None:
+        """Start a segmentation (in the background unless ``run_synchronously``)."""
+        if self.job is not None and self.job.running:
+            return self.job
+        try:
+            plan = self.plan()
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return None
+
+        def fn(progress, _plan=plan):
+            return run_segment(
+                _plan["image"], _plan["axes"], _plan["settings"], progress=progress, cancel=job.token
+            )
+
+        job = Job(
+            fn,
+            desc=f"DEM {plan['layer'].name}",
+            on_result=lambda res: self._apply(plan, res),
+            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
+            on_done=self._on_done,
+            sync=self.run_synchronously,
+        )
+        self.job = job
+        self.last_status = None
+        self.run_button.setText("Cancel")
+        self.show_info("running…")
+        job.start()
+        return job
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.run_button.setText("Cancelling…")
+            self.job.cancel()
+
+    def _on_done(self, status: str) -> None:
+        self.last_status = status
+        self.run_button.setText("Run")
+        if status == "cancelled":
+            self.show_info("cancelled")
+        elif status == "done":
+            self.show_info("done")
+
+    def find_labels_layer(self, plan: dict[str, Any]) -> Labels | None:
+        name = plan["name"]
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if isinstance(layer, Labels) and tuple(layer.data.shape) == plan["label_shape"]:
+                return layer
+        return None
+
+    def _apply(self, plan: dict[str, Any], result) -> None:
+        labels = np.asarray(result.labels)
+        region_shape = tuple(
+            n if s == slice(None) else 1 for s, n in zip(plan["region"], plan["label_shape"], strict=True)
+        )
+        labels = labels.reshape(region_shape)
+        metadata = {
+            "dem": {
+                "image": plan["layer"].name,
+                "axes": plan["full_axes"],
+                "label_axes": plan["label_axes"],
+                "level": plan["level"],
+                **plan["settings"],
+                "mode": result.mode,
+            }
+        }
+        target = None if plan["new_layer"] else self.find_labels_layer(plan)
+        if target is None:
+            full = np.zeros(plan["label_shape"], dtype=labels.dtype)
+            full[plan["region"]] = labels
+            target = self.viewer.add_labels(full, name=plan["name"], metadata=metadata, **plan["geometry"])
+        else:
+            apply_undoable(target, labels, plan["region"])
+            target.metadata.update(metadata)
+        self.labels_layer = target

@@ -1,0 +1,303 @@
+"""napari dock widgets under a real viewer (run with ``xvfb-run -a python -m pytest tests/gui``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+pytest.importorskip("napari")
+
+import napari_dem.core  # noqa: F401,E402  (crash guard first)
+from napari_dem.data.synthetic import synthetic_nuclei  # noqa: E402
+
+SEGMENT = "Segment (DEM)"
+REFINE = "Refine labels (DEM)"
+TIMEOUT = 60_000
+
+
+def _dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-dem", name)
+    return widget
+
+
+def _run(qtbot, widget, timeout=TIMEOUT):
+    job = widget.run()
+    assert job is not None, widget.message.text()
+    qtbot.waitUntil(lambda: widget.last_status is not None, timeout=timeout)
+    assert widget.last_status == "done", widget.message.text()
+    return job
+
+
+@pytest.fixture
+def img2d():
+    return synthetic_nuclei((64, 64), seed=1)[0]
+
+
+def test_widgets_load(make_napari_viewer):
+    from napari_dem._widgets import RefineWidget, SegmentWidget
+
+    viewer = make_napari_viewer()
+    assert isinstance(_dock(viewer, SEGMENT), SegmentWidget)
+    assert isinstance(_dock(viewer, REFINE), RefineWidget)
+
+
+def test_geometry_scaled_translated_3d(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    img = synthetic_nuclei((16, 48, 48), seed=1)[0]
+    layer = viewer.add_image(
+        img,
+        name="stack",
+        scale=(2.0, 0.5, 0.25),
+        translate=(10.0, -5.0, 3.0),
+        axis_labels=("z", "y", "x"),
+        units=("um", "um", "um"),
+    )
+    w = _dock(viewer, SEGMENT)
+    assert w.axes_edit.text() == "ZYX"
+    _run(qtbot, w)
+    labels = viewer.layers["stack DEM labels"]
+    assert labels.data.shape == img.shape
+    assert set(np.unique(labels.data)) <= {1, 2, 3}
+    for attr in ("scale", "translate", "rotate", "shear"):
+        np.testing.assert_allclose(getattr(labels, attr), getattr(layer, attr))
+    np.testing.assert_allclose(labels.affine.affine_matrix, layer.affine.affine_matrix)
+    assert tuple(labels.axis_labels) == tuple(layer.axis_labels)
+    assert tuple(labels.units) == tuple(layer.units)
+    assert labels.metadata["dem"]["mode"] == "3d"
+
+
+def test_rgb_and_channel_axes_dropped(make_napari_viewer, qtbot, img2d):
+    viewer = make_napari_viewer()
+    rgb = np.stack([img2d, img2d // 2, img2d // 3], axis=-1).astype(np.uint8)
+    layer = viewer.add_image(rgb, name="rgb", rgb=True, scale=(0.5, 0.25), translate=(1, 2))
+    w = _dock(viewer, SEGMENT)
+    assert w.axes_edit.text() == "YXC"
+    _run(qtbot, w)
+    labels = viewer.layers["rgb DEM labels"]
+    assert labels.data.shape == img2d.shape
+    np.testing.assert_allclose(labels.scale, layer.scale)
+    np.testing.assert_allclose(labels.translate, layer.translate)
+
+    multi = np.stack([img2d, img2d[::-1]])
+    viewer.add_image(multi, name="two channels", axis_labels=("c", "y", "x"), scale=(1, 3, 4))
+    w.image_combo.setCurrentText("two channels")
+    assert w.axes_edit.text() == "CYX"
+    _run(qtbot, w)
+    labels = viewer.layers["two channels DEM labels"]
+    assert labels.data.shape == img2d.shape
+    np.testing.assert_allclose(labels.scale, (3, 4))
+    assert tuple(labels.axis_labels) == ("y", "x")
+
+
+def test_timelapse_axes_and_current_slice(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    stack = np.stack([synthetic_nuclei((48, 48), seed=s)[0] for s in range(4)])
+    viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
+    w = _dock(viewer, SEGMENT)
+    assert w.axes_edit.text() == "TYX"
+    viewer.dims.set_current_step(0, 2)
+    w.slice_check.setChecked(True)
+    _run(qtbot, w)
+    labels = viewer.layers["movie DEM labels"].data
+    assert labels.shape == stack.shape
+    assert labels[2].min() >= 1
+    assert not labels[[0, 1, 3]].any()
+
+
+def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    big = np.stack([synthetic_nuclei((256, 256), seed=s % 3)[0] for s in range(120)])
+    viewer.add_image(big, name="big", axis_labels=("t", "y", "x"), contrast_limits=(0, 65535))
+    w = _dock(viewer, SEGMENT)
+    n_layers = len(viewer.layers)
+    job = w.run()
+    assert job is not None, w.message.text()
+    assert w.run_button.text() == "Cancel"
+    qtbot.waitUntil(lambda: job.pbar is not None and job.pbar.n >= 2, timeout=TIMEOUT)
+    t0 = time.perf_counter()
+    w.run_button.click()
+    qtbot.waitUntil(lambda: w.last_status is not None, timeout=5000)
+    assert time.perf_counter() - t0 < 1.0
+    assert w.last_status == "cancelled"
+    # the core thread stops too (at its next tile)
+    qtbot.waitUntil(lambda: not any(t.name == "napari-dem-core" for t in threading.enumerate()), timeout=2000)
+    qtbot.wait(100)
+    assert len(viewer.layers) == n_layers
+    assert "big DEM labels" not in viewer.layers
+    assert w.run_button.text() == "Run"
+
+
+def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
+    viewer = make_napari_viewer()
+    viewer.add_image(img2d, name="img")
+    w = _dock(viewer, SEGMENT)
+    _run(qtbot, w)
+    layer = viewer.layers["img DEM labels"]
+    first = layer.data.copy()
+    n_layers = len(viewer.layers)
+    w.clusters_spin.setValue(2)
+    _run(qtbot, w)
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["img DEM labels"] is layer
+    assert layer.data.max() == 2 and not np.array_equal(layer.data, first)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, first)
+    w.new_layer_check.setChecked(True)
+    _run(qtbot, w)
+    assert len(viewer.layers) == n_layers + 1
+
+
+def test_dask_input_not_materialised(make_napari_viewer, qtbot):
+    da = pytest.importorskip("dask.array")
+
+    frames = np.stack([synthetic_nuclei((256, 256), seed=s % 4)[0] for s in range(34)])
+    reads: list[int] = []
+
+    class Guarded(da.Array):
+        """A dask array whose whole-array materialisation raises."""
+
+        def __getitem__(self, index):
+            out = da.Array.__getitem__(da.Array(self.dask, self.name, self.chunks, meta=self._meta), index)
+            if out.size >= self.size:
+                raise AssertionError("the whole dask array was requested")
+            reads.append(out.size)
+            return out
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("the whole dask array was materialised")
+
+        def compute(self, **kwargs):
+            raise AssertionError("the whole dask array was computed")
+
+    x = da.from_array(frames, chunks=(1, 256, 256))
+    guarded = Guarded(x.dask, x.name, x.chunks, meta=x._meta)
+    viewer = make_napari_viewer()
+    viewer.add_image(guarded, name="lazy", axis_labels=("t", "y", "x"), contrast_limits=(0, 65535))
+    w = _dock(viewer, SEGMENT)
+    w.mode_combo.setCurrentText("2d")
+    _run(qtbot, w)
+    labels = viewer.layers["lazy DEM labels"].data
+    assert labels.shape == frames.shape and labels.min() >= 1
+    assert reads and max(reads) < frames.size
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [("axes", "ZYX", "letters"), ("axes", "YQ", "unknown"), ("k", 1, "clusters"), ("mode", "3d", "Z axis")],
+)
+def test_bad_settings_show_message(make_napari_viewer, qtbot, img2d, field, value, needle):
+    viewer = make_napari_viewer()
+    viewer.add_image(img2d, name="img")
+    w = _dock(viewer, SEGMENT)
+    assert w.message.text() == ""
+    if field == "axes":
+        w.axes_edit.setText(value)
+    elif field == "k":
+        w.clusters_spin.setValue(value)
+    else:
+        w.mode_combo.setCurrentText(value)
+    assert needle in w.message.text()
+    assert "color" in w.message.styleSheet()
+    assert w.run() is None
+    assert needle in w.message.text()
+    assert len(viewer.layers) == 1
+
+
+def test_viewer_stays_responsive(make_napari_viewer, qtbot):
+    from qtpy.QtCore import QTimer
+
+    viewer = make_napari_viewer(show=True)
+    stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(40)])
+    viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
+    w = _dock(viewer, SEGMENT)
+    # A first quick run creates the labels layer: napari's first Labels layer on a
+    # canvas compiles its shaders in the GUI thread (a napari cost, not the run's).
+    w.slice_check.setChecked(True)
+    _run(qtbot, w)
+    w.slice_check.setChecked(False)
+    qtbot.wait(50)
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    qtbot.waitUntil(lambda: len(beats) >= 3, timeout=2000)
+    t0 = time.perf_counter()
+    _run(qtbot, w)
+    qtbot.waitUntil(lambda: beats[-1] > time.perf_counter() - 0.05, timeout=2000)
+    timer.stop()
+    run_beats = [b for b in beats if b >= t0 - 0.05]
+    gaps = np.diff(run_beats)
+    assert time.perf_counter() - t0 > 0.2  # the run really overlapped the heartbeat
+    at = run_beats[int(np.argmax(gaps))] - t0
+    assert gaps.max() < 0.2, (
+        f"main thread stalled {gaps.max() * 1000:.0f} ms at {at:.2f} s of {time.perf_counter() - t0:.2f} s"
+    )
+
+
+def test_refine_edits_are_undoable(make_napari_viewer, qtbot, img2d):
+    viewer = make_napari_viewer()
+    viewer.add_image(img2d, name="img")
+    seg = _dock(viewer, SEGMENT)
+    _run(qtbot, seg)
+    ref = _dock(viewer, REFINE)
+    layer = viewer.layers["img DEM labels"]
+    assert ref.labels_combo.currentText() == layer.name
+    before = layer.data.copy()
+
+    ref.merge_edit.setText("2,3")
+    assert ref.merge()
+    assert set(np.unique(layer.data)) == {1, 2}
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+
+    ref.merge_edit.setText("2")
+    assert not ref.merge()
+    assert "two" in ref.message.text()
+
+    assert ref.set_background()
+    assert 0 in layer.data and 1 not in layer.data
+    assert ref.background_edit.text() == "0"
+    assert ref.fill_holes()
+    ref.min_size_spin.setValue(10)
+    assert ref.remove_small()
+    assert ref.split_instances()
+    assert layer.data.max() > 2
+    for _ in range(4):
+        layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+
+
+def test_refine_with_scribbles(make_napari_viewer, qtbot):
+    img, mask = synthetic_nuclei((64, 64), seed=1)
+    viewer = make_napari_viewer()
+    viewer.add_image(img, name="img")
+    seg = _dock(viewer, SEGMENT)
+    seg.clusters_spin.setValue(2)
+    _run(qtbot, seg)
+    ref = _dock(viewer, REFINE)
+    layer = viewer.layers["img DEM labels"]
+    before = layer.data.copy()
+    assert ref.refine_with_scribbles() is None  # nothing painted yet: a message
+    assert "scribbles" in ref.message.text()
+    scrib = ref.add_scribbles_layer()
+    assert scrib.data.shape == layer.data.shape
+    assert ref.labels_combo.currentText() == layer.name  # scribbles are not offered as labels
+    fg = np.argwhere(mask > 0)[::7]
+    bg = np.argwhere(mask == 0)[::50]
+    scrib.data_setitem(tuple(bg.T), 1)
+    scrib.data_setitem(tuple(fg.T), 2)
+    job = ref.refine_with_scribbles()
+    assert job is not None, ref.message.text()
+    qtbot.waitUntil(lambda: ref.last_status is not None, timeout=TIMEOUT)
+    assert ref.last_status == "done", ref.message.text()
+    after = layer.data
+    assert np.mean(after[tuple(fg.T)] == 2) > 0.9
+    assert np.mean(after[tuple(bg.T)] == 1) > 0.9
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)

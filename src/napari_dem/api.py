@@ -43,7 +43,7 @@ def segment_image(
     image,
     axes: str | None = None,
     *,
-    n_clusters: int = 3,
+    n_clusters: int | None = None,
     instances: bool = False,
     background: str | int = "darkest",
     model: DEMModel | str | os.PathLike[str] | None = None,
@@ -60,12 +60,14 @@ def segment_image(
 ) -> SegmentOutput:
     """Semantic DEM segmentation of ``image``, optionally split into instances.
 
-    Semantic labels are ``1..K`` by increasing mean intensity. With
+    Semantic labels are ``1..K`` by increasing mean intensity (K = 3 in 2D and 2 in 3D
+    when not given). With
     ``instances=True`` every cluster but ``background`` (``darkest``, ``brightest``
     or an id) becomes separated objects (distance-transform watershed), 0 = background.
     """
     layout = parse_axes(axes, getattr(image, "shape", ()), rgb) if hasattr(image, "shape") else None
-    bg = background_id(background, n_clusters)
+    if n_clusters is not None:
+        background_id(background, n_clusters)  # a bad background fails before the work
     dem = None
     if model is not None:
         ndim_hint = 3 if (mode == "3d") else 2
@@ -83,6 +85,7 @@ def segment_image(
         progress=progress,
         cancel=cancel,
     )
+    bg = background_id(background, result.n_clusters)
     if not instances:
         return SegmentOutput(result.labels, result.axes, result, False)
     # Instances over the spatial axes (Z Y X), frame by frame along T.

@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output file, or a directory for several inputs"
     )
-    seg.add_argument("--clusters", type=int, default=3, metavar="K", help="number of clusters K (default 3)")
+    seg.add_argument(
+        "--clusters",
+        type=int,
+        default=None,
+        metavar="K",
+        help="number of clusters K (default 3 in 2D, 2 in 3D)",
+    )
     seg.add_argument(
         "--axes",
         default=None,
@@ -176,7 +182,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .core.progress import StderrProgress
     from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
 
-    if args.clusters < 2:
+    if args.clusters is not None and args.clusters < 2:
         raise CliError(f"--clusters must be at least 2, got {args.clusters}")
     outputs = _output_paths(args.inputs, args.output, args.format)
     if args.overlay and len(args.inputs) != 1:
@@ -220,7 +226,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             continue
         if not args.quiet:
             n = int(result.labels.max())
-            what = f"{n} objects" if args.instances else f"{args.clusters} clusters"
+            what = f"{n} objects" if args.instances else f"{result.semantic.n_clusters} clusters"
             print(f"{name}: {what} -> {out_path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     if failures:
         print(f"napari-dem: {failures} of {len(args.inputs)} inputs failed", file=sys.stderr)

@@ -69,7 +69,7 @@ def run_segment(image, axes: str, settings: dict[str, Any], scribbles=None, prog
         image,
         axes,
         model=model,
-        n_clusters=int(settings["n_clusters"]),
+        n_clusters=int(settings["n_clusters"]) or None,  # 0 = auto: 3 in 2D, 2 in 3D
         mode=settings["mode"],
         device=settings["device"],
         seed=int(settings["seed"]),
@@ -93,8 +93,9 @@ class SegmentWidget(QWidget):
         self.axes_edit = QLineEdit()
         self.axes_edit.setToolTip("One letter per data axis: T (time), Z, C (channel), Y, X")
         self.clusters_spin = QSpinBox()
-        self.clusters_spin.setRange(1, MAX_CLUSTERS)
-        self.clusters_spin.setValue(3)
+        self.clusters_spin.setRange(0, MAX_CLUSTERS)
+        self.clusters_spin.setSpecialValueText("auto (3 in 2D, 2 in 3D)")  # shown for 0
+        self.clusters_spin.setValue(0)
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["auto", "2d", "3d"])
         self.model_edit = QLineEdit()
@@ -217,7 +218,7 @@ class SegmentWidget(QWidget):
         if rgb and not layout.axes.endswith("C"):
             raise ValueError(f"the layer is RGB: its axes must end with C, got {layout.axes!r}")
         settings = self.settings()
-        k = settings["n_clusters"]
+        k = settings["n_clusters"] or 2  # 0 = auto
         if not 2 <= k <= MAX_CLUSTERS:
             raise ValueError(f"the number of clusters must be from 2 to {MAX_CLUSTERS}, got {k}")
         if self.slice_check.isChecked():
@@ -366,6 +367,7 @@ class SegmentWidget(QWidget):
                 "level": plan["level"],
                 **plan["settings"],
                 "mode": result.mode,
+                "n_clusters": result.n_clusters,  # the K used, also when "auto" was asked for
             }
         }
         target = None if plan["new_layer"] else self.find_labels_layer(plan)

@@ -32,6 +32,9 @@ DEFAULT_MAX_SAMPLES = 200_000
 #: Latents are cached between the two passes while they take less memory than this.
 CACHE_BYTES = 512 * 2**20
 MAX_CLUSTERS = 255
+#: K when none is given, measured per mode: 3 (dim objects, bright objects, background) on
+#: 2D fluorescence; 2 for the 3D model, whose third component splits the background.
+DEFAULT_CLUSTERS = {"2d": 3, "3d": 2}
 
 
 @dataclass
@@ -176,7 +179,7 @@ def segment(
     axes: str | None = None,
     *,
     model: DEMModel | None = None,
-    n_clusters: int = 3,
+    n_clusters: int | None = None,
     mode: str = "auto",
     tile_size: int = 512,
     device: str | torch.device = "auto",
@@ -191,6 +194,8 @@ def segment(
 ) -> SegmentationResult:
     """Segment ``image`` (numpy, dask or zarr; axes from ``axes`` or guessed) into ``n_clusters``.
 
+    ``n_clusters=None`` takes :data:`DEFAULT_CLUSTERS` for the mode (3 in 2D, 2 in 3D).
+
     ``out`` may be any writable array of the label shape (a zarr array, a memmap):
     labels are written into it tile by tile.
 
@@ -204,6 +209,8 @@ def segment(
     """
     validate_image(image)
     layout = parse_axes(axes, image.shape, rgb)
+    if n_clusters is None:
+        n_clusters = DEFAULT_CLUSTERS[choose_mode(layout, mode, model)]
     if not isinstance(n_clusters, int | np.integer) or not 2 <= n_clusters <= MAX_CLUSTERS:
         raise ValueError(
             f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS}, got {n_clusters}"

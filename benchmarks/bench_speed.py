@@ -1,0 +1,143 @@
+"""Speed of DEM inference on a 2048x2048 image against a per-pixel GMM, and how close to the CPU's peak.
+
+Why: DEM replaces "cluster pixels on hand-made features" (scikit-learn's
+GaussianMixture on intensity + Gaussian-smoothed copies) with "cluster pixels on
+learned features"; it should not cost more than the classic route, and its
+encoder (a few thousand FLOPs per pixel) should run at a reasonable fraction of
+what the machine's float32 matmul reaches. Both methods run in this one process on
+the same image, with the default number of threads.
+
+Effective FLOP/s is ``encoder_flops_per_pixel * pixels / encoder seconds``, where
+encoder seconds are the time spent inside ``model.encode`` only (not EM, not label
+assignment, not I/O), measured by wrapping that method. Two pixel counts are
+reported: the image's pixels ("useful") and the pixels the encoder actually
+computed, which include each tile's halo ("executed"; the halo is recomputed so
+tiled latents equal untiled ones).
+
+Run: ``python benchmarks/bench_speed.py`` with no other heavy process running
+(about two minutes on 2 cores). Do not set OMP_NUM_THREADS for this one.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import model_fingerprint, smoothed_features, table, timed
+from napari_dem.api import segment_image
+from napari_dem.core.model import DEMModel, load_default_model
+from napari_dem.core.networks import encoder_flops_per_pixel
+from napari_dem.data.synthetic import synthetic_nuclei
+
+SIDE = 2048
+
+
+def test_image() -> np.ndarray:
+    """2048x2048 float32: a 512x512 synthetic nuclei image tiled 4x4.
+
+    ``synthetic_nuclei`` at 2048x2048 would place ~4000 objects, each over the full
+    grid, and take minutes; tiling gives the same content statistics.
+    """
+    tile, _ = synthetic_nuclei((512, 512), noise="medium", seed=7, dtype=np.float32)
+    return np.tile(tile, (SIDE // 512, SIDE // 512))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of ``torch.matmul`` on two n x n matrices (2 n^3 FLOPs each)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+class EncodeTimer:
+    """Wraps ``model.encode`` to add up its wall time and the pixels it computed."""
+
+    def __init__(self, model: DEMModel) -> None:
+        self.inner: Callable[[torch.Tensor], torch.Tensor] = model.encode
+        self.seconds = 0.0
+        self.pixels = 0
+        model.encode = self  # type: ignore[method-assign]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        z = self.inner(x)
+        self.seconds += time.perf_counter() - t0
+        self.pixels += x.shape[0] * math.prod(x.shape[2:])
+        return z
+
+
+def gmm(img: np.ndarray) -> tuple[float, float, float]:
+    """(feature, fit, predict) seconds of GaussianMixture(3, diag) on 4 features per pixel."""
+    from sklearn.mixture import GaussianMixture
+
+    feats, s_feat = timed(lambda: smoothed_features(img))
+    g = GaussianMixture(3, covariance_type="diag", random_state=0)
+    _, s_fit = timed(lambda: g.fit(feats))
+    _, s_pred = timed(lambda: g.predict(feats))
+    return s_feat, s_fit, s_pred
+
+
+def main() -> None:
+    img = test_image()
+    mp = img.size / 1e6
+    model = load_default_model(2, "cpu")
+    segment_image(img[:256, :256], "YX", model=model, device="cpu")  # warm-up
+    timer = EncodeTimer(model)
+    out, s_dem = timed(lambda: segment_image(img, "YX", n_clusters=3, model=model, device="cpu"))
+    assert out.labels.shape == img.shape
+    s_feat, s_fit, s_pred = gmm(img)
+    s_gmm = s_feat + s_fit + s_pred
+    peak = matmul_peak()
+    fpp = encoder_flops_per_pixel(model.encoder)
+    useful = fpp * img.size / timer.seconds
+    executed = fpp * timer.pixels / timer.seconds
+
+    print(f"Image {SIDE}x{SIDE} float32 ({mp:.1f} MP), K=3, torch threads {torch.get_num_threads()}\n")
+    print(f"Model: {model_fingerprint(2)}\n")
+    rows = [
+        ("DEM segment_image (semantic, K=3, cpu)", s_dem, mp / s_dem, "1.0x"),
+        ("↳ of which encoder (model.encode)", timer.seconds, mp / timer.seconds, ""),
+        (
+            "GaussianMixture(3, diag), 4 features: total",
+            s_gmm,
+            mp / s_gmm,
+            f"{s_gmm / s_dem:.1f}x slower",
+        ),
+        ("↳ features (intensity + sigma 1, 2, 4)", s_feat, mp / s_feat, ""),
+        ("↳ fit", s_fit, mp / s_fit, ""),
+        ("↳ predict", s_pred, mp / s_pred, ""),
+    ]
+    print(table(("method", "s", "MP/s", "vs DEM"), rows))
+    print()
+    rows2 = [
+        ("encoder FLOPs per pixel", f"{fpp:,}"),
+        ("pixels encoded incl. tile halos / image pixels", f"{timer.pixels / img.size:.2f}"),
+        ("torch.matmul 2048x2048 float32, best of 5", f"{peak / 1e9:.1f} GFLOP/s"),
+        ("DEM encoder, useful (image pixels)", f"{useful / 1e9:.1f} GFLOP/s = {useful / peak:.1%} of matmul"),
+        (
+            "DEM encoder, executed (incl. halos)",
+            f"{executed / 1e9:.1f} GFLOP/s = {executed / peak:.1%} of matmul",
+        ),
+        (
+            "DEM whole segment_image, useful",
+            f"{fpp * img.size / s_dem / 1e9:.1f} GFLOP/s = {fpp * img.size / s_dem / peak:.1%} of matmul",
+        ),
+    ]
+    print(table(("quantity", "value"), rows2))
+
+
+if __name__ == "__main__":
+    main()

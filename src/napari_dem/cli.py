@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "2d", "3d"),
         help="train a 2D or 3D model (default: from the start model, else auto)",
     )
-    ft.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    ft.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
     ft.add_argument(
         "--patch-size",
         type=_positive("patch size"),

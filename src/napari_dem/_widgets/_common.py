@@ -5,12 +5,16 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qtpy.QtWidgets import QLabel, QWidget
 
 import napari_dem.core  # noqa: F401  (crash guard first)
 from napari_dem.core.layout import AxesError, guess_axes, parse_axes
+
+if TYPE_CHECKING:
+    import napari
 
 #: A multiscale layer is segmented on the finest level whose spatial sides are all at most this.
 MAX_LEVEL_SIDE = 2048
@@ -272,3 +276,56 @@ class Job:
             self.pbar.close()
             self.pbar = None
         self.on_done(status)
+
+
+class DemDockWidget(QWidget):
+    """What every napari-dem dock widget shares: the viewer, one job at a time, a message line.
+
+    ``last_status`` is the status of the last finished job (tests wait on it);
+    ``run_synchronously`` runs jobs in the GUI thread (debugging, screenshots).
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job: Job | None = None
+        self.last_status: str | None = None
+        self.run_synchronously = False
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def show_error(self, text: str) -> None:
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setText(text)
+
+    def show_info(self, text: str) -> None:
+        self.message.setStyleSheet(INFO_STYLE)
+        self.message.setText(text)
+
+    def start_job(self, fn, *, desc: str, on_result, running_text: str, button, button_text: str) -> Job:
+        """Start ``fn`` as this widget's job; errors go to the message line.
+
+        ``self.job`` is set before the job starts, so ``fn`` may read ``self.job.token``
+        (also when it runs at once, synchronously).
+        """
+        job = Job(
+            fn,
+            desc=desc,
+            on_result=on_result,
+            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
+            on_done=self._on_done,
+            sync=self.run_synchronously,
+        )
+        self.job = job
+        self.last_status = None
+        button.setText(button_text)
+        self.show_info(running_text)
+        job.start()
+        return job
+
+    def _on_done(self, status: str) -> None:  # overridden by each widget
+        self.last_status = status

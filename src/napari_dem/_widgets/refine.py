@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core import refine as core_refine
 
-from ._common import ERROR_STYLE, INFO_STYLE, Job, apply_undoable, level_data
+from ._common import DemDockWidget, Job, apply_undoable, level_data
 
 if TYPE_CHECKING:
     import napari
@@ -31,15 +31,11 @@ if TYPE_CHECKING:
 SCRIBBLES_SUFFIX = " scribbles"
 
 
-class RefineWidget(QWidget):
+class RefineWidget(DemDockWidget):
     """Undoable edits on a Labels layer made by the Segment widget (or any Labels layer)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.job: Job | None = None
-        self.last_status: str | None = None
-        self.run_synchronously = False
+        super().__init__(napari_viewer, parent)
 
         self.labels_combo = QComboBox()
         self.background_edit = QLineEdit("darkest")
@@ -57,8 +53,6 @@ class RefineWidget(QWidget):
         self.objects3d_check = QCheckBox("3D objects")
         self.add_scribbles_button = QPushButton("Add scribbles layer")
         self.scribble_button = QPushButton("Refine with scribbles")
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("labels", self.labels_combo)
@@ -136,14 +130,6 @@ class RefineWidget(QWidget):
             return
         dem = layer.metadata.get("dem", {})
         self.objects3d_check.setChecked(dem.get("mode") == "3d")
-
-    def show_error(self, text: str) -> None:
-        self.message.setStyleSheet(ERROR_STYLE)
-        self.message.setText(text)
-
-    def show_info(self, text: str) -> None:
-        self.message.setStyleSheet(INFO_STYLE)
-        self.message.setText(text)
 
     # ------------------------------------------------------------------ edits
     def _layer_or_error(self) -> Labels:
@@ -299,7 +285,7 @@ class RefineWidget(QWidget):
 
         def fn(progress):
             return run_segment(
-                image, dem["axes"], settings, scribbles=scribbles, progress=progress, cancel=job.token
+                image, dem["axes"], settings, scribbles=scribbles, progress=progress, cancel=self.job.token
             )
 
         def on_result(result):
@@ -310,19 +296,14 @@ class RefineWidget(QWidget):
             layer.metadata["dem"] = {**dem, "n_clusters": settings["n_clusters"]}
             self.show_info(f"refined with scribbles: {n} pixels changed (Ctrl+Z undoes)")
 
-        job = Job(
+        return self.start_job(
             fn,
             desc=f"DEM scribbles {layer.name}",
             on_result=on_result,
-            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
-            on_done=self._on_done,
-            sync=self.run_synchronously,
+            running_text="refining with scribbles…",
+            button=self.scribble_button,
+            button_text="Cancel",
         )
-        self.job = job
-        self.last_status = None
-        self.scribble_button.setText("Cancel")
-        job.start()
-        return job
 
     def _on_done(self, status: str) -> None:
         self.last_status = status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -26,8 +26,7 @@ from napari_dem.core.layout import parse_axes
 from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
 
 from ._common import (
-    ERROR_STYLE,
-    INFO_STYLE,
+    DemDockWidget,
     Job,
     apply_undoable,
     axes_from_layer,
@@ -56,13 +55,14 @@ def available_devices() -> list[str]:
     return devices
 
 
-def run_segment(image, axes: str, settings: dict[str, Any], scribbles=None, progress=None, cancel=None):
-    """Load the model named in ``settings`` and segment (runs in the worker thread)."""
+def run_segment(
+    image, axes: str, settings: dict[str, Any], scribbles=None, progress=None, cancel=None, model=None
+):
+    """Segment with ``model``, else the file named in ``settings``, else the default (worker thread)."""
     from napari_dem.core.model import load_model
     from napari_dem.core.segment import segment
 
-    model = None
-    if settings.get("model"):
+    if model is None and settings.get("model"):
         device = settings.get("device", "auto")
         model = load_model(settings["model"], device="cpu" if device == "auto" else device)
     return segment(
@@ -79,15 +79,11 @@ def run_segment(image, axes: str, settings: dict[str, Any], scribbles=None, prog
     )
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(DemDockWidget):
     """Segment an Image layer with DEM into a Labels layer ``"<image> DEM labels"``."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.job: Job | None = None
-        self.last_status: str | None = None
-        self.run_synchronously = False
+        super().__init__(napari_viewer, parent)
 
         self.image_combo = QComboBox()
         self.axes_edit = QLineEdit()
@@ -110,8 +106,6 @@ class SegmentWidget(QWidget):
         self.new_layer_check = QCheckBox("new layer")
         self.sync_check = QCheckBox("run synchronously (debug)")
         self.run_button = QPushButton("Run")
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
 
         model_row = QHBoxLayout()
         model_row.setContentsMargins(0, 0, 0, 0)
@@ -244,14 +238,6 @@ class SegmentWidget(QWidget):
         self.show_info("")
         return True
 
-    def show_error(self, text: str) -> None:
-        self.message.setStyleSheet(ERROR_STYLE)
-        self.message.setText(text)
-
-    def show_info(self, text: str) -> None:
-        self.message.setStyleSheet(INFO_STYLE)
-        self.message.setText(text)
-
     # ------------------------------------------------------------------ run
     def plan(self) -> dict[str, Any]:
         """What a run will do: data to segment, axes, target region and layer geometry."""
@@ -306,31 +292,43 @@ class SegmentWidget(QWidget):
         """Start a segmentation (in the background unless ``run_synchronously``)."""
         if self.job is not None and self.job.running:
             return self.job
+        from .finetune import TRAINING, get_active_model
+
+        if TRAINING.is_set():  # never segment with a model that is being trained
+            self.show_error("fine-tuning is running: wait for it to finish (or stop it)")
+            return None
         try:
             plan = self.plan()
         except (ValueError, TypeError) as exc:
             self.show_error(str(exc))
             return None
+        # A model fine-tuned in this session (Fine-tune widget) replaces the default,
+        # unless a model file is named. A copy: segment() moves its model to the device.
+        active = None
+        if not plan["settings"]["model"]:
+            layout = parse_axes(plan["axes"], plan["image"].shape, plan["layer"].rgb)
+            ndim = 3 if choose_mode(layout, plan["settings"]["mode"], None) == "3d" else 2
+            active = get_active_model(ndim)
+            active = copy.deepcopy(active) if active is not None else None
 
-        def fn(progress, _plan=plan):
+        def fn(progress, _plan=plan, _model=active):
             return run_segment(
-                _plan["image"], _plan["axes"], _plan["settings"], progress=progress, cancel=job.token
+                _plan["image"],
+                _plan["axes"],
+                _plan["settings"],
+                progress=progress,
+                cancel=self.job.token,
+                model=_model,
             )
 
-        job = Job(
+        return self.start_job(
             fn,
             desc=f"DEM {plan['layer'].name}",
             on_result=lambda res: self._apply(plan, res),
-            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
-            on_done=self._on_done,
-            sync=self.run_synchronously,
+            running_text="running…",
+            button=self.run_button,
+            button_text="Cancel",
         )
-        self.job = job
-        self.last_status = None
-        self.run_button.setText("Cancel")
-        self.show_info("running…")
-        job.start()
-        return job
 
     def cancel(self) -> None:
         if self.job is not None and self.job.running:

@@ -1,0 +1,546 @@
+"""The Fine-tune (DEM) dock widget: adapt a DEM model to the open images in the background.
+
+Training runs on a deep copy of the model in use; the copy is swapped in (see
+:func:`set_active_model`) only when training ends, so a segmentation never sees
+half-trained weights. The module-level holder below is the "current model" of the
+session, one per model dimension (2 or 3).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+from qtpy.QtCore import QPointF, Qt
+from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+
+from ._common import DemDockWidget, Job, axes_from_layer, level_data, pick_level
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_dem.core.model import DEMModel
+    from napari_dem.core.train import TrainHistory, TrainSettings
+
+# ---------------------------------------------------------------------- active model
+#: The model in use per model ndim (2 or 3); absent = the bundled default.
+ACTIVE_MODELS: dict[int, DEMModel] = {}
+#: Guards ACTIVE_MODELS and TRAINING.
+ACTIVE_LOCK = threading.RLock()
+#: Set while a fine-tuning runs (any widget): a second one is refused.
+TRAINING = threading.Event()
+
+
+def get_active_model(ndim: int) -> DEMModel | None:
+    """The fine-tuned or loaded model for ``ndim`` (None: use the bundled default)."""
+    with ACTIVE_LOCK:
+        return ACTIVE_MODELS.get(int(ndim))
+
+
+def set_active_model(model: DEMModel) -> None:
+    with ACTIVE_LOCK:
+        ACTIVE_MODELS[int(model.config.ndim)] = model
+
+
+def base_model(ndim: int) -> DEMModel:
+    """The model that a fine-tuning starts from: the active one, else the bundled default."""
+    from napari_dem.core.model import load_default_model
+
+    return get_active_model(ndim) or load_default_model(ndim)
+
+
+def run_finetune(
+    model: DEMModel,
+    units: list[np.ndarray],
+    settings: TrainSettings,
+    device: str = "cpu",
+    progress=None,
+    cancel=None,
+) -> tuple[DEMModel, TrainHistory]:
+    """Fine-tune a deep copy of ``model`` (runs in the worker thread); ``model`` is untouched."""
+    from napari_dem.core.train import fine_tune
+
+    trained = copy.deepcopy(model).cpu()
+    history = fine_tune(trained, units, settings, device=device, progress=progress, cancel=cancel)
+    return trained.cpu().eval(), history
+
+
+class _AnyToken:
+    """A cancel token that fires when any of its tokens does (Stop button or worker quit)."""
+
+    def __init__(self, *tokens) -> None:
+        self.tokens = tokens
+
+    @property
+    def cancelled(self) -> bool:
+        return any(t.cancelled for t in self.tokens)
+
+    def check(self) -> None:
+        for t in self.tokens:
+            t.check()
+
+
+# ---------------------------------------------------------------------- loss plot
+class LossPlot(QWidget):
+    """A tiny live plot: the total loss per step as a polyline."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.values: list[float] = []
+        self.setMinimumHeight(80)
+        self.setToolTip("total loss per training step")
+
+    def set_values(self, values: list[float]) -> None:
+        self.values = [float(v) for v in values if np.isfinite(v)]
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        try:
+            rect = self.rect().adjusted(4, 4, -4, -4)
+            p.fillRect(self.rect(), QColor(30, 30, 36))
+            p.setPen(QPen(QColor(90, 90, 100), 1))
+            p.drawRect(rect)
+            v = self.values
+            if len(v) < 2:
+                return
+            lo, hi = min(v), max(v)
+            span = (hi - lo) or 1.0
+            n = len(v) - 1
+            pts = [
+                QPointF(rect.left() + rect.width() * i / n, rect.bottom() - rect.height() * (y - lo) / span)
+                for i, y in enumerate(v)
+            ]
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setPen(QPen(QColor(80, 180, 255), 1.5))
+            p.drawPolyline(QPolygonF(pts))
+            p.setPen(QColor(170, 170, 170))
+            p.drawText(
+                rect.adjusted(3, 1, 0, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{hi:.4g}"
+            )
+            p.drawText(
+                rect.adjusted(3, 0, 0, -1),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                f"{lo:.4g}",
+            )
+        finally:
+            p.end()
+
+
+# ---------------------------------------------------------------------- widget
+class FineTuneWidget(DemDockWidget):
+    """Fine-tune the DEM model on Image layers; save and load model files."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.history: TrainHistory | None = None
+        self.losses: list[dict[str, float]] = []  # appended from the worker thread
+        self.train_metadata: dict[int, dict[str, Any]] = {}
+        self._stop = None
+
+        from napari_dem.core.progress import CancelToken
+
+        self._stop = CancelToken()
+
+        self.layer_list = QListWidget()
+        self.layer_list.setMaximumHeight(90)
+        self.layer_list.setToolTip("Image layers to train on (ticked)")
+        self.axes_edit = QLineEdit()
+        self.axes_edit.setPlaceholderText("auto (per layer)")
+        self.axes_edit.setToolTip("One letter per data axis (T, Z, C, Y, X); empty = guessed per layer")
+        self.ndim_combo = QComboBox()
+        self.ndim_combo.addItems(["2D", "3D"])
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 100_000)
+        self.steps_spin.setValue(100)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 0.5)
+        self.lr_spin.setSingleStep(1e-4)
+        self.lr_spin.setValue(2e-4)
+        self.patch_spin = QSpinBox()
+        self.patch_spin.setRange(16, 1024)
+        self.patch_spin.setValue(96)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 256)
+        self.batch_spin.setValue(8)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.device_combo = QComboBox()
+        from .segment import available_devices
+
+        self.device_combo.addItems(available_devices())
+        self.device_combo.setCurrentText("cpu")
+        self.flips_check = QCheckBox("flips")
+        self.flips_check.setChecked(True)
+        self.rot_check = QCheckBox("90° rotations")
+        self.rot_check.setChecked(True)
+        self.jitter_check = QCheckBox("intensity jitter")
+        self.jitter_check.setChecked(True)
+        self.sync_check = QCheckBox("run synchronously (debug)")
+        self.start_button = QPushButton("Start")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.loss_label = QLabel("")
+        self.loss_plot = LossPlot()
+        self.save_button = QPushButton("Save…")
+        self.load_button = QPushButton("Load…")
+        self.segment_button = QPushButton("Segment again")
+        self.segment_button.setToolTip("Re-run the docked Segment (DEM) widget")
+        self.model_label = QLabel("")
+        self.model_label.setWordWrap(True)
+
+        aug = QHBoxLayout()
+        aug.setContentsMargins(0, 0, 0, 0)
+        for w in (self.flips_check, self.rot_check, self.jitter_check):
+            aug.addWidget(w)
+        aug_box = QWidget()
+        aug_box.setLayout(aug)
+        files = QHBoxLayout()
+        files.setContentsMargins(0, 0, 0, 0)
+        for w in (self.save_button, self.load_button, self.segment_button):
+            files.addWidget(w)
+        files_box = QWidget()
+        files_box.setLayout(files)
+
+        form = QFormLayout()
+        form.addRow("images", self.layer_list)
+        form.addRow("axes", self.axes_edit)
+        form.addRow("model", self.ndim_combo)
+        form.addRow("steps", self.steps_spin)
+        form.addRow("learning rate", self.lr_spin)
+        form.addRow("patch size", self.patch_spin)
+        form.addRow("batch size", self.batch_spin)
+        form.addRow("seed", self.seed_spin)
+        form.addRow("device", self.device_combo)
+        form.addRow("augment", aug_box)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.sync_check)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.loss_label)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(files_box)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.save_button.clicked.connect(self._browse_save)
+        self.load_button.clicked.connect(self._browse_load)
+        self.segment_button.clicked.connect(self.segment_again)
+        self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
+        self.ndim_combo.currentTextChanged.connect(lambda _: self._show_model())
+
+        events = self.viewer.layers.events
+        events.inserted.connect(self._refresh_layers)
+        events.removed.connect(self._refresh_layers)
+        events.changed.connect(self._refresh_layers)
+        self._refresh_layers()
+        self._show_model()
+
+    # ------------------------------------------------------------------ layers
+    def _refresh_layers(self, event=None) -> None:
+        checked = set(self.checked_names())
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        if not checked:
+            active = self.viewer.layers.selection.active
+            checked = {active.name} if isinstance(active, Image) else set(names[:1])
+        self.layer_list.clear()
+        for name in names:
+            item = QListWidgetItem(name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+            self.layer_list.addItem(item)
+
+    def checked_names(self) -> list[str]:
+        return [
+            self.layer_list.item(i).text()
+            for i in range(self.layer_list.count())
+            if self.layer_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def set_checked(self, names: list[str]) -> None:
+        for i in range(self.layer_list.count()):
+            item = self.layer_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    # ------------------------------------------------------------------ messages
+    @property
+    def ndim(self) -> int:
+        return 3 if self.ndim_combo.currentText() == "3D" else 2
+
+    def _show_model(self) -> None:
+        model = get_active_model(self.ndim)
+        if model is None:
+            text = f"in use: bundled default {self.ndim}D model"
+        else:
+            meta = getattr(model, "metadata", {}) or {}
+            source = meta.get("source") or ", ".join(meta.get("training_images", [])) or "loaded file"
+            text = f"in use: {self.ndim}D model ({source})"
+        self.model_label.setText(text)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    # ------------------------------------------------------------------ settings
+    def settings(self):
+        from napari_dem.core.train import TrainSettings
+
+        return TrainSettings(
+            steps=self.steps_spin.value(),
+            batch_size=self.batch_spin.value(),
+            patch_size=self.patch_spin.value(),
+            lr=float(self.lr_spin.value()),
+            seed=self.seed_spin.value(),
+            flips=self.flips_check.isChecked(),
+            rotations=self.rot_check.isChecked(),
+            intensity_jitter=0.2 if self.jitter_check.isChecked() else 0.0,
+        )
+
+    def plan(self) -> dict[str, Any]:
+        """Training units and settings; ``ValueError`` with a user message if invalid."""
+        from napari_dem.core.model import resolve_device
+        from napari_dem.core.train import training_units
+
+        names = self.checked_names()
+        if not names:
+            raise ValueError("tick at least one Image layer to train on")
+        ndim = self.ndim
+        units: list[np.ndarray] = []
+        described: list[str] = []
+        for name in names:
+            layer = self.viewer.layers[name]
+            axes = self.axes_edit.text().strip().upper() or axes_from_layer(layer)
+            if not axes:
+                raise ValueError(f"give the axes of {name!r}")
+            data = np.asarray(level_data(layer, pick_level(layer)))
+            try:
+                units += training_units(data, axes, ndim, rgb=bool(layer.rgb))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+            described.append(f"{name} {tuple(data.shape)}")
+        settings = self.settings()
+        settings.validate()
+        resolve_device(self.device_combo.currentText())
+        return {"units": units, "settings": settings, "ndim": ndim, "images": described}
+
+    # ------------------------------------------------------------------ run
+    def _on_start_clicked(self) -> None:
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    def _segment_widgets(self) -> list:
+        from .segment import SegmentWidget
+
+        # the main window this widget is docked in (no private napari attributes needed)
+        return list(self.window().findChildren(SegmentWidget))
+
+    def start(self) -> Job | None:
+        """Start fine-tuning (in the background unless ``run_synchronously``)."""
+        if self.running:
+            self.show_error("a fine-tuning is already running: stop it first")
+            return None
+        with ACTIVE_LOCK:
+            if TRAINING.is_set():
+                self.show_error("another fine-tuning is running: wait for it or stop it")
+                return None
+            if any(w.job is not None and w.job.running for w in self._segment_widgets()):
+                self.show_error("a segmentation is running: wait for it before fine-tuning")
+                return None
+            try:
+                plan = self.plan()
+                base = base_model(plan["ndim"])
+            except (ValueError, TypeError) as exc:
+                self.show_error(str(exc))
+                return None
+            TRAINING.set()
+
+        from napari_dem.core.progress import CancelToken
+
+        self._stop = CancelToken()
+        self.losses = []
+        self.history = None
+        self.loss_plot.set_values([])
+        self.progress_bar.setRange(0, plan["settings"].steps)
+        self.progress_bar.setValue(0)
+        self.loss_label.setText("")
+        device = self.device_combo.currentText()
+
+        def fn(progress, _plan=plan):
+            def on_step(rec) -> None:
+                self.losses.append(dict(rec.losses))
+                if progress is not None:
+                    progress(rec.step, rec.total, f"step {rec.step}/{rec.total}")
+
+            return run_finetune(
+                base,
+                _plan["units"],
+                _plan["settings"],
+                device=device,
+                progress=on_step,
+                cancel=_AnyToken(self._stop, self.job.token),
+            )
+
+        job = self.start_job(
+            fn,
+            desc="DEM fine-tune",
+            on_result=lambda res: self._apply(plan, res),
+            running_text="training…",
+            button=self.start_button,
+            button_text="Stop",
+        )
+        if job.worker is not None:
+            job.worker.yielded.connect(self._on_yield)
+        return job
+
+    def stop(self) -> None:
+        """End training at the next step; the best weights so far are kept."""
+        if self.running:
+            self.start_button.setText("Stopping…")
+            self._stop.cancel()
+
+    def _update_losses(self) -> None:
+        losses = list(self.losses)
+        if not losses:
+            return
+        last = losses[-1]
+        self.progress_bar.setValue(min(len(losses), self.progress_bar.maximum()))
+        self.loss_label.setText(
+            f"step {len(losses)}: total {last.get('total', float('nan')):.4g} · "
+            f"NLL {last.get('nll', float('nan')):.4g} · entropy {last.get('entropy', float('nan')):.4g} · "
+            f"recon {last.get('recon', float('nan')):.4g}"
+        )
+        self.loss_plot.set_values([r.get("total", float("nan")) for r in losses])
+
+    def _on_yield(self, item) -> None:
+        if item is not None:
+            self._update_losses()
+
+    def _apply(self, plan: dict[str, Any], result) -> None:
+        trained, history = result
+        self.history = history
+        s = plan["settings"]
+        trained.metadata = {
+            **(getattr(trained, "metadata", {}) or {}),
+            "training_images": plan["images"],
+            "training_steps": len(history.steps),
+            "seed": s.seed,
+            "lr": s.lr,
+            "patch_size": s.patch_size,
+            "batch_size": s.batch_size,
+            "source": "fine-tuned on " + ", ".join(plan["images"]),
+        }
+        set_active_model(trained)  # swapped in only now: never half-trained
+        self.last_status = "stopped" if history.cancelled else None
+
+    def _on_done(self, status: str) -> None:
+        TRAINING.clear()
+        self._update_losses()
+        if status == "done" and self.last_status == "stopped":
+            status = "stopped"
+        self.last_status = status
+        self.start_button.setText("Start")
+        self._show_model()
+        if status in ("done", "stopped") and self.history is not None:
+            n = len(self.history.steps)
+            what = f"stopped after {n} steps" if status == "stopped" else f"done: {n} steps"
+            self.show_info(f"{what}; best step {self.history.best_step}. The fine-tuned model is in use.")
+            self.progress_bar.setValue(self.progress_bar.maximum() if status == "done" else n)
+        elif status == "cancelled":
+            self.show_info("cancelled; the model in use is unchanged")
+
+    def closeEvent(self, event) -> None:
+        if self._stop is not None:
+            self._stop.cancel()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ files
+    def model(self, ndim: int | None = None) -> DEMModel:
+        """The model in use for ``ndim`` (default: the widget's 2D/3D choice)."""
+        return base_model(self.ndim if ndim is None else ndim)
+
+    def save(self, path: str | Path) -> Path | None:
+        """Save the model in use (for the 2D/3D choice) with its training metadata."""
+        from napari_dem.core.model import save_model
+
+        model = self.model()
+        meta = {k: v for k, v in (getattr(model, "metadata", {}) or {}).items() if k != "source"}
+        keys = ("training_images", "training_steps", "seed", "lr", "patch_size", "batch_size")
+        extra = {k: meta[k] for k in keys if k in meta}
+        try:
+            out = save_model(model, path, **extra)
+        except OSError as exc:
+            self.show_error(f"could not save {path}: {exc}")
+            return None
+        self.show_info(f"saved {out}")
+        return out
+
+    def load(self, path: str | Path) -> DEMModel | None:
+        """Load a model file and use it; on any problem show it and keep the model in use."""
+        from napari_dem.core.model import ModelFileError, load_model
+
+        if self.running:
+            self.show_error("cannot load a model while fine-tuning runs")
+            return None
+        try:
+            model = load_model(path)
+        except ModelFileError as exc:
+            self.show_error(f"{exc} — the model in use is unchanged")
+            return None
+        model.metadata = {**(model.metadata or {}), "source": Path(path).name}
+        set_active_model(model)
+        self.ndim_combo.setCurrentText(f"{model.config.ndim}D")
+        self._show_model()
+        self.show_info(f"loaded {path}")
+        return model
+
+    def _browse_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save DEM model", "dem_finetuned.pt", "DEM model (*.pt)")
+        if path:
+            self.save(path)
+
+    def _browse_load(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load DEM model", "", "DEM model (*.pt);;All files (*)")
+        if path:
+            self.load(path)
+
+    # ------------------------------------------------------------------ segment again
+    def segment_again(self):
+        """Re-run the docked Segment (DEM) widget, if there is one."""
+        widgets = self._segment_widgets()
+        if not widgets:
+            self.show_error("no Segment (DEM) widget is docked: open it from Plugins > napari DEM")
+            return None
+        if self.running:
+            self.show_error("fine-tuning is running: wait for it to end")
+            return None
+        return widgets[0].run()

@@ -183,3 +183,11 @@ def test_scribbles_must_fit_the_labels(tiny_model, nuclei2d) -> None:
         segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.zeros((3, 3), np.uint8))
     with pytest.raises(ValueError, match=r"1\.\.3"):
         segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.full(img.shape, 4, np.uint8))
+
+
+def test_grid_stride_terminates_with_more_units_than_samples() -> None:
+    from napari_dem.core.segment import _grid_stride
+
+    assert _grid_stride(10, (64, 64), 200_000) == 1
+    assert _grid_stride(1000, (64, 64), 200_000) == 5  # 1000 * 13 * 13 <= 200 000
+    assert _grid_stride(500_000, (32, 32), 200_000) == 32  # one point per unit, no endless loop

@@ -125,8 +125,9 @@ def tile_regions(
 
 
 def _grid_stride(n_units: int, shape: tuple[int, ...], max_samples: int) -> int:
+    """Smallest grid stride giving at most ``max_samples`` points (at least one per unit)."""
     stride = 1
-    while n_units * math.prod(math.ceil(s / stride) for s in shape) > max_samples:
+    while stride < max(shape) and n_units * math.prod(math.ceil(s / stride) for s in shape) > max_samples:
         stride += 1
     return stride
 

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help=".tif/.tiff, .npy, .zarr or .png image(s), or 'sample:nuclei2d'",
+        help=".tif/.tiff, .npy, .zarr or .png image(s), folders, glob patterns ('data/*.tif'), "
+        "or 'sample:nuclei2d'",
     )
     seg.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output file, or a directory for several inputs"
@@ -100,7 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="also write a PNG overlay of labels on the image (one input)",
     )
-    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (in a batch, finished outputs are otherwise skipped)",
+    )
+    seg.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the batch on a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default: local threads)",
+    )
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     ft = sub.add_parser("fine-tune", help="adapt a model to your images, without labels")
@@ -177,6 +189,90 @@ def _output_paths(inputs: list[str], output: str, fmt: str | None) -> list[Path]
     return names
 
 
+def _is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a glob pattern or a scheduler: the resumable batch path."""
+    if len(args.inputs) > 1 or args.scheduler:
+        return True
+    spec = args.inputs[0]
+    if spec.startswith("sample:"):
+        return False
+    path = Path(spec)
+    if path.is_dir() and path.suffix.lower() != ".zarr":
+        return True
+    import glob
+
+    return not path.exists() and glob.has_magic(spec)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """The batch path: resumable, one line per file, a summary; exit 1 when a file failed."""
+    from .batch import BatchSettings, _model_for, _model_ndim, batch_segment, expand_inputs
+    from .core.progress import StderrProgress
+    from .core.refine import background_id
+
+    if any(spec.startswith("sample:") for spec in args.inputs):
+        raise CliError("sample: inputs are segmented one at a time, not in a batch")
+    if args.overlay:
+        raise CliError("--overlay needs exactly one input")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"OUT must be a directory for a batch, and {out_dir} is a file")
+    if args.clusters is not None:
+        background_id(args.background, args.clusters)
+    inputs = expand_inputs(args.inputs)
+    settings = BatchSettings(
+        n_clusters=args.clusters,
+        axes=args.axes,
+        instances=args.instances,
+        background=args.background,
+        model=args.model,
+        mode=args.mode,
+        device=args.device,
+        seed=args.seed,
+        tile_size=args.tile_size,
+        out_format=args.format or ".tif",
+    )
+    if settings.model is not None and not args.scheduler:
+        _model_for(settings, _model_ndim(settings))  # a bad model file is a bad argument (exit 2)
+    state = {"bar": None, "t0": time.perf_counter()}
+
+    def progress(done: int, total: int, message: str) -> None:
+        if args.quiet:
+            return
+        name, _, what = message.partition(": ")
+        if what == "segmenting":
+            state["bar"] = StderrProgress(f"[{done + 1}/{total}] {name}: ")
+            state["t0"] = time.perf_counter()
+        else:
+            took = (
+                f" ({time.perf_counter() - state['t0']:.1f} s)"
+                if what == "done" and not args.scheduler
+                else ""
+            )
+            print(f"[{done}/{total}] {name}: {what}{took}", file=sys.stderr)
+
+    def file_progress(done: int, total: int, message: str) -> None:
+        if state["bar"] is not None:
+            state["bar"](done, total, message)
+
+    summary = batch_segment(
+        inputs,
+        out_dir,
+        settings,
+        overwrite=args.overwrite,
+        scheduler=args.scheduler,
+        progress=progress,
+        file_progress=None if args.quiet else file_progress,
+    )
+    for src, reason in summary.failed:
+        print(f"napari-dem: {src}: failed: {reason}", file=sys.stderr)
+    print(
+        f"napari-dem: {len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if summary.failed else 0
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     from .api import segment_image
     from .core.progress import StderrProgress
@@ -184,6 +280,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if args.clusters is not None and args.clusters < 2:
         raise CliError(f"--clusters must be at least 2, got {args.clusters}")
+    if _is_batch(args):
+        return cmd_batch(args)
     outputs = _output_paths(args.inputs, args.output, args.format)
     if args.overlay and len(args.inputs) != 1:
         raise CliError("--overlay needs exactly one input")

@@ -1,4 +1,4 @@
-"""napari dock widgets of napari-dem: Segment, Refine labels and Fine-tune.
+"""napari dock widgets of napari-dem: Segment, Refine labels, Fine-tune and Batch.
 
 ``napari_dem.core`` is imported first: it installs the guard that keeps triton out of
 a process that already has an OpenGL canvas (see napari_dem._compat).
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 
+from .batch import BatchWidget
 from .finetune import FineTuneWidget
 from .refine import RefineWidget
 from .segment import SegmentWidget
 
-__all__ = ["FineTuneWidget", "RefineWidget", "SegmentWidget"]
+__all__ = ["BatchWidget", "FineTuneWidget", "RefineWidget", "SegmentWidget"]

@@ -50,7 +50,7 @@ def segment_image(
     mode: str = "auto",
     device: str = "auto",
     seed: int = 0,
-    tile_size: int = 512,
+    tile_size: int | None = None,
     rgb: bool | None = None,
     min_distance: int = 6,
     smooth: float = 2.0,

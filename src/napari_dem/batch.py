@@ -43,7 +43,7 @@ class BatchSettings:
     mode: str = "auto"
     device: str = "auto"
     seed: int = 0
-    tile_size: int = 512
+    tile_size: int | None = None  #: None: 512 in 2D, 128 in 3D
     out_format: str = ".tif"
 
 

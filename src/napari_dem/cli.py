@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     seg.add_argument("--seed", type=int, default=0, help="seed of the mixture initialisation (default 0)")
     seg.add_argument(
-        "--tile-size", type=_positive("tile size"), default=512, help="tile side in pixels (default 512)"
+        "--tile-size",
+        type=_positive("tile size"),
+        default=None,
+        help="tile side in pixels (default 512 in 2D, 128 in 3D)",
     )
     seg.add_argument(
         "--format",

@@ -35,6 +35,8 @@ MAX_CLUSTERS = 255
 #: K when none is given, measured per mode: 3 (dim objects, bright objects, background) on
 #: 2D fluorescence; 2 for the 3D model, whose third component splits the background.
 DEFAULT_CLUSTERS = {"2d": 3, "3d": 2}
+#: Tile side when none is given: a 3D tile of 512^3 would hold gigabytes of activations.
+DEFAULT_TILE = {"2d": 512, "3d": 128}
 
 
 @dataclass
@@ -182,7 +184,7 @@ def segment(
     model: DEMModel | None = None,
     n_clusters: int | None = None,
     mode: str = "auto",
-    tile_size: int = 512,
+    tile_size: int | None = None,
     device: str | torch.device = "auto",
     seed: int = 0,
     em_steps: int | None = None,
@@ -216,6 +218,8 @@ def segment(
         raise ValueError(
             f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS}, got {n_clusters}"
         )
+    if tile_size is None:
+        tile_size = DEFAULT_TILE[choose_mode(layout, mode, model)]
     if tile_size < 16:
         raise ValueError(f"tile size must be at least 16 pixels, got {tile_size}")
     if max_samples < 100:

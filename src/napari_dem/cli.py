@@ -178,15 +178,12 @@ def _output_paths(inputs: list[str], output: str, fmt: str | None) -> list[Path]
         return [out]
     if out.exists() and not out.is_dir():
         raise CliError(f"OUT must be a directory when several inputs are given, and {out} is a file")
-    ext = fmt or ".tif"
-    names = []
-    for spec in inputs:
-        stem = spec.split(":", 1)[1] if spec.startswith("sample:") else Path(spec).name
-        for suf in (".ome.tif", ".tiff", ".tif", ".npy", ".zarr", ".png"):
-            if stem.lower().endswith(suf):
-                stem = stem[: -len(suf)]
-                break
-        names.append(out / f"{stem}_labels{ext}")
+    from .batch import output_path
+
+    names = [
+        output_path(Path(spec.split(":", 1)[1] if spec.startswith("sample:") else spec), out, fmt or ".tif")
+        for spec in inputs
+    ]
     if len(set(names)) != len(names):
         raise CliError("two inputs would write the same output name; give them distinct names")
     return names

@@ -154,7 +154,89 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ft.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     ft.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    cl = sub.add_parser("cluster", help="group the images of a stack or folder into K clusters")
+    cl.add_argument(
+        "input", metavar="INPUT", help="a stack (.npy/.tif, first axis = images) or a folder of images"
+    )
+    cl.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output CSV (index,cluster,confidence)"
+    )
+    cl.add_argument("--clusters", type=int, required=True, metavar="K", help="number of clusters K (>= 2)")
+    cl.add_argument(
+        "--method", default="dem", choices=("dem", "depict", "nmm"), help="objective (default dem)"
+    )
+    cl.add_argument("--steps", type=_positive("steps"), default=300, help="training steps (default 300)")
+    cl.add_argument(
+        "--size", type=_positive("size"), default=28, help="model input side in pixels (default 28)"
+    )
+    cl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cl.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    cl.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    cl.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
+
+
+_CLUSTER_SUFFIXES = {".tif", ".tiff", ".npy", ".png"}
+
+
+def _load_cluster_input(spec: str) -> tuple[list[np.ndarray] | np.ndarray, list[str] | None]:
+    from .io import read_image
+
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {spec}")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _CLUSTER_SUFFIXES)
+        if not files:
+            raise CliError(f"no images in folder {spec}")
+        return [np.asarray(read_image(f)[0]) for f in files], [f.name for f in files]
+    data = np.asarray(read_image(path)[0])
+    if data.ndim < 3 or data.shape[0] == 0:
+        raise CliError(f"{spec}: expected a stack with images along the first axis, got shape {data.shape}")
+    return data, None
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    import csv
+    import os
+
+    from .core.cluster import cluster_images, prepare_images
+    from .core.progress import StderrProgress
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise CliError(f"{out} already exists; pass --overwrite to replace it")
+    if args.clusters < 2:
+        raise CliError(f"--clusters must be >= 2, got {args.clusters}")
+    stack, names = _load_cluster_input(args.input)
+    images, notes = prepare_images(stack, args.size)
+    if args.clusters > len(images):
+        raise CliError(
+            f"cannot split {len(images)} images into {args.clusters} clusters (K > number of images)"
+        )
+    for note in notes:
+        print(f"napari-dem: note: {note}", file=sys.stderr)
+    progress = None if args.quiet else StderrProgress("cluster: ")
+    result = cluster_images(
+        images, args.clusters, method=args.method, steps=args.steps, seed=args.seed,
+        device=args.device, progress=progress,
+    )  # fmt: skip
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["index", "cluster", "confidence"] + (["file"] if names else []))
+            for i, (lab, conf) in enumerate(zip(result.labels, result.confidence, strict=True)):
+                writer.writerow([i, int(lab), f"{float(conf):.4f}"] + ([names[i]] if names else []))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if not args.quiet:
+        sizes = np.bincount(result.labels, minlength=args.clusters + 1)[1:]
+        print(f"saved {out}: {len(result.labels)} images, cluster sizes {sizes.tolist()}", file=sys.stderr)
+    return 0
 
 
 def _load_input(spec: str, axes: str | None):
@@ -393,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "segment":
             return cmd_segment(args)
+        if args.command == "cluster":
+            return cmd_cluster(args)
         return cmd_fine_tune(args)
     except (CliError, ModelFileError, ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

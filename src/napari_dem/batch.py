@@ -46,6 +46,18 @@ class BatchSettings:
     tile_size: int | None = None  #: None: 512 in 2D, 128 in 3D
     out_format: str = ".tif"
 
+    def segment_kwargs(self) -> dict[str, object]:
+        """The keywords of :func:`napari_dem.api.segment_image` these settings stand for (model aside)."""
+        return {
+            "n_clusters": self.n_clusters,
+            "instances": self.instances,
+            "background": self.background,
+            "mode": self.mode,
+            "device": self.device,
+            "seed": self.seed,
+            "tile_size": self.tile_size,
+        }
+
 
 @dataclass
 class BatchSummary:
@@ -294,16 +306,10 @@ def process_file(
         result = segment_image(
             data,
             settings_axes,
-            n_clusters=settings.n_clusters,
-            instances=settings.instances,
-            background=settings.background,
             model=_model_for(settings, _model_ndim(settings)),
-            mode=settings.mode,
-            device=settings.device,
-            seed=settings.seed,
-            tile_size=settings.tile_size,
             progress=progress,
             cancel=cancel,
+            **settings.segment_kwargs(),
         )
         tmp = temp_path(out)
         write_array(tmp, result.labels, overwrite=True, axes=result.axes)

@@ -271,6 +271,24 @@ def _output_paths(inputs: list[str], output: str, fmt: str | None) -> list[Path]
     return names
 
 
+def _settings_from_args(args: argparse.Namespace):
+    """The ``segment`` options as :class:`~napari_dem.batch.BatchSettings`, for one file or a batch."""
+    from .batch import BatchSettings
+
+    return BatchSettings(
+        n_clusters=args.clusters,
+        axes=args.axes,
+        instances=args.instances,
+        background=args.background,
+        model=args.model,
+        mode=args.mode,
+        device=args.device,
+        seed=args.seed,
+        tile_size=args.tile_size,
+        out_format=args.format or ".tif",
+    )
+
+
 def _is_batch(args: argparse.Namespace) -> bool:
     """Several inputs, a folder, a glob pattern or a scheduler: the resumable batch path."""
     if len(args.inputs) > 1 or args.scheduler:
@@ -288,7 +306,7 @@ def _is_batch(args: argparse.Namespace) -> bool:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """The batch path: resumable, one line per file, a summary; exit 1 when a file failed."""
-    from .batch import BatchSettings, _model_for, _model_ndim, batch_segment, expand_inputs
+    from .batch import _model_for, _model_ndim, batch_segment, expand_inputs
     from .core.progress import StderrProgress
     from .core.refine import background_id
 
@@ -302,18 +320,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.clusters is not None:
         background_id(args.background, args.clusters)
     inputs = expand_inputs(args.inputs)
-    settings = BatchSettings(
-        n_clusters=args.clusters,
-        axes=args.axes,
-        instances=args.instances,
-        background=args.background,
-        model=args.model,
-        mode=args.mode,
-        device=args.device,
-        seed=args.seed,
-        tile_size=args.tile_size,
-        out_format=args.format or ".tif",
-    )
+    settings = _settings_from_args(args)
     if settings.model is not None and not args.scheduler:
         _model_for(settings, _model_ndim(settings))  # a bad model file is a bad argument (exit 2)
     state = {"bar": None, "t0": time.perf_counter()}
@@ -378,17 +385,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             data, axes, name = _load_input(spec, args.axes)
             progress = None if args.quiet else StderrProgress(f"{name}: ")
             result = segment_image(
-                data,
-                axes,
-                n_clusters=args.clusters,
-                instances=args.instances,
-                background=args.background,
-                model=args.model,
-                mode=args.mode,
-                device=args.device,
-                seed=args.seed,
-                tile_size=args.tile_size,
-                progress=progress,
+                data, axes, model=args.model, progress=progress, **_settings_from_args(args).segment_kwargs()
             )
             write_array(out_path, result.labels, overwrite=args.overwrite, axes=result.axes)
             if args.overlay:

@@ -1,47 +1,317 @@
-"""Screenshots of the napari widgets for docs/napari.md.
+"""Screenshots of napari-dem in a real napari viewer, for docs/napari.md and docs/guides/.
 
-Run headless with ``xvfb-run -a python docs/make_screenshots.py``.
+Every figure opens a fresh viewer on a bundled sample, docks the plugin's widgets and runs
+the real segmentation through them (in the background, as a user's click does). Run headless:
+
+    xvfb-run -a python docs/make_screenshots.py                # every figure
+    xvfb-run -a python docs/make_screenshots.py zstack timelapse
+    python docs/make_screenshots.py --list
+
+The images go to docs/images/.
 """
 
 from __future__ import annotations
 
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 import napari_dem.core  # noqa: F401  (crash guard first)
 
 OUT = Path(__file__).parent / "images"
+#: Window size of the guide screenshots (wide enough for a docked widget and the canvas).
+SIZE = (1300, 820)
+#: Width of the dock area, so that no field of a widget is cut off.
+DOCK_WIDTH = 420
 
 
-def main() -> None:
+# ---------------------------------------------------------------------- helpers
+def _viewer(size: tuple[int, int] = SIZE):
     import napari
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(*size)
+    _settle()
+    return viewer
+
+
+def _sample(viewer, name: str):
+    """Add a bundled sample as napari's File > Open Sample does."""
+    from napari_dem import _sample_data
+
+    data, kwargs, _ = getattr(_sample_data, name)()[0]
+    return viewer.add_image(data, **kwargs)
+
+
+def _dock(viewer, name: str, width: int = DOCK_WIDTH):
+    """Dock a napari-dem widget (as Plugins > napari DEM > NAME does); returns (dock, widget)."""
+    from qtpy.QtCore import Qt
+
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-dem", name)
+    viewer.window._qt_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    return dock, widget
+
+
+def _settle(rounds: int = 20) -> None:
     from qtpy.QtWidgets import QApplication
 
-    from napari_dem._sample_data import nuclei2d
+    for _ in range(rounds):
+        QApplication.processEvents()
+        time.sleep(0.01)
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    data, kwargs, _ = nuclei2d()[0]
-    viewer.add_image(data, **kwargs)
-    _, seg = viewer.window.add_plugin_dock_widget("napari-dem", "Segment (DEM)")
-    _, ref = viewer.window.add_plugin_dock_widget("napari-dem", "Refine labels (DEM)")
+
+def _wait(widget, start: Callable[[], object], timeout: float = 600.0) -> None:
+    """Start a widget's background job and let Qt run until it is done."""
+    from qtpy.QtWidgets import QApplication
+
+    job = start()
+    if job is None:
+        raise RuntimeError(widget.message.text())
+    t0 = time.perf_counter()
+    while widget.last_status is None:
+        QApplication.processEvents()
+        time.sleep(0.02)
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"{type(widget).__name__} did not finish in {timeout} s")
+    if widget.last_status != "done":
+        raise RuntimeError(f"{type(widget).__name__}: {widget.last_status}: {widget.message.text()}")
+    _settle()
+
+
+def _camera(viewer):
+    return viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari >= 0.9
+
+
+def _grab(viewer, name: str) -> Path:
+    _settle()
+    path = OUT / name
+    viewer.window._qt_window.grab().save(str(path))
+    print("wrote", path)
+    return path
+
+
+# ---------------------------------------------------------------------- figures
+def fig_widgets() -> None:
+    """segment_widget.png, refine_widget.png: Segment and Refine on the DSB2018 sample."""
+    viewer = _viewer((1400, 900))
+    _sample(viewer, "nuclei2d")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    _, ref = _dock(viewer, "Refine labels (DEM)")
     seg.run_synchronously = True
     seg.sync_check.setChecked(True)
     seg.run()
     labels = seg.labels_layer
     labels.opacity = 0.5
     ref.labels_combo.setCurrentText(labels.name)
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.window._qt_window.grab().save(str(OUT / "segment_widget.png"))
+    _grab(viewer, "segment_widget.png")
 
     ref.set_background()
     ref.split_instances()
-    for _ in range(20):
-        QApplication.processEvents()
-    viewer.window._qt_window.grab().save(str(OUT / "refine_widget.png"))
+    _grab(viewer, "refine_widget.png")
     viewer.close()
-    print("wrote", sorted(p.name for p in OUT.glob("*.png")))
+
+
+def fig_segment_2d() -> None:
+    """segment_2d.png: K = 3 on the DSB2018 sample, zoomed in: background, dim and bright nuclei."""
+    viewer = _viewer()
+    _sample(viewer, "nuclei2d")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    seg.clusters_spin.setValue(3)
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    labels.opacity = 0.45
+    viewer.layers.selection.active = labels
+    viewer.reset_view()
+    _camera(viewer).center = (0, 330, 250)
+    _camera(viewer).zoom *= 2.0
+    _grab(viewer, "segment_2d.png")
+    viewer.close()
+
+
+def fig_zstack() -> None:
+    """zstack_slice.png, zstack_3d.png: the 3D sample segmented in 3D mode, 3D instances."""
+    viewer = _viewer((1400, 900))
+    image = _sample(viewer, "nuclei3d")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    ref_dock, ref = _dock(viewer, "Refine labels (DEM)")
+    seg.mode_combo.setCurrentText("3d")
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    ref.labels_combo.setCurrentText(labels.name)
+    ref.split_instances()  # "3D objects" is ticked because the labels came from 3D mode
+    labels.opacity = 0.6
+    viewer.dims.set_point(0, 16)
+    viewer.layers.selection.active = labels
+    _settle()
+    viewer.reset_view()
+    _grab(viewer, "zstack_slice.png")
+
+    viewer.window.remove_dock_widget(ref_dock)
+    viewer.dims.ndisplay = 3
+    image.visible = False
+    labels.opacity = 1.0
+    labels.bounding_box.visible = True
+    _settle()
+    viewer.reset_view()
+    _camera(viewer).angles = (-30, 20, 150)
+    _camera(viewer).zoom *= 0.75
+    _grab(viewer, "zstack_3d.png")
+    viewer.close()
+
+
+def fig_timelapse() -> None:
+    """timelapse.png and timelapse_frames.png: one mixture for the whole TYX stack."""
+    from skimage import io as skio
+
+    viewer = _viewer()
+    _sample(viewer, "timelapse")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    labels.opacity = 0.5
+    viewer.layers.selection.active = labels
+    viewer.dims.set_point(0, 5)
+    viewer.reset_view()
+    _grab(viewer, "timelapse.png")
+
+    frames = []
+    for t in (0, 3, 6, 9):  # the data's full extent, 2 screen pixels per image pixel
+        viewer.dims.set_point(0, t)
+        _settle()
+        frames.append(np.asarray(viewer.export_figure(scale_factor=2))[..., :3])
+    gap = np.full((frames[0].shape[0], 8, 3), 255, np.uint8)
+    row = np.concatenate([p for f in frames for p in (f, gap)][:-1], axis=1)
+    path = OUT / "timelapse_frames.png"
+    skio.imsave(path, row, check_contrast=False)
+    print("wrote", path)
+    viewer.close()
+
+
+def fig_scribbles() -> None:
+    """refine_scribbles.png: the scribble scene of make_scribble_figure.py in a real viewer."""
+    from make_scribble_figure import scene
+
+    viewer = _viewer()
+    img, _ = scene()
+    viewer.add_image(img.astype(np.float32), name="five nuclei")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    _, ref = _dock(viewer, "Refine labels (DEM)")
+    seg.clusters_spin.setValue(2)
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    labels.opacity = 0.5
+    ref.labels_combo.setCurrentText(labels.name)
+    scrib = ref.add_scribbles_layer()
+    scrib.brush_size = 3
+    for label, row, cols in [(1, 5, (5, 90)), (1, 90, (5, 90)), (2, 20, (16, 25)), (2, 70, (16, 25))]:
+        for col in range(*cols):  # four strokes of the paint brush, as a user paints them
+            scrib.paint((row, col), label, refresh=False)
+    scrib.refresh()
+    _wait(ref, ref.refine_with_scribbles)
+    viewer.layers.selection.active = scrib
+    viewer.reset_view()
+    _grab(viewer, "refine_scribbles.png")
+    viewer.close()
+
+
+def fig_batch_layer() -> None:
+    """batch_layer.png: Batch (DEM) on the time-lapse layer, instances written to a .zarr."""
+    viewer = _viewer()
+    _sample(viewer, "timelapse")
+    _, batch = _dock(viewer, "Batch (DEM)")
+    out = Path(tempfile.mkdtemp()) / "labels"
+    batch.source_combo.setCurrentText("a layer")
+    batch.out_edit.setText(str(out))
+    batch.format_combo.setCurrentText(".zarr")
+    batch.instances_check.setChecked(True)
+    _wait(batch, batch.run)
+    batch.labels_layer.opacity = 0.6
+    viewer.layers.selection.active = batch.labels_layer
+    viewer.dims.set_point(0, 5)
+    viewer.reset_view()
+    _grab(viewer, "batch_layer.png")
+    viewer.close()
+
+
+def shapes_scene(n_each: int = 40, cell: int = 40, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy image of ``n_each`` discs and ``n_each`` squares of random sizes and brightness,
+    one per grid cell, and its instance labels."""
+    from skimage.draw import disk, rectangle
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(seed)
+    n = 2 * n_each
+    cols = int(np.ceil(np.sqrt(n * 1.5)))
+    rows = int(np.ceil(n / cols))
+    labels = np.zeros((rows * cell, cols * cell), np.uint16)
+    kinds = rng.permutation(np.repeat([0, 1], n_each))
+    for i, kind in enumerate(kinds):
+        cy = (i // cols) * cell + cell / 2 + rng.uniform(-3, 3)
+        cx = (i % cols) * cell + cell / 2 + rng.uniform(-3, 3)
+        r = rng.uniform(7, 14)
+        if kind == 0:
+            rr, cc = disk((cy, cx), r, shape=labels.shape)
+        else:
+            rr, cc = rectangle((cy - 0.9 * r, cx - 0.9 * r), extent=(1.8 * r, 1.8 * r), shape=labels.shape)
+        labels[np.asarray(rr, int), np.asarray(cc, int)] = i + 1
+    bright = rng.uniform(120, 220, n + 1)[labels] * (labels > 0)
+    image = gaussian(bright, sigma=1.0, preserve_range=True) + rng.normal(30, 12, labels.shape)
+    return image.astype(np.float32), labels
+
+
+def fig_cluster() -> None:
+    """cluster_widget.png: Cluster objects (DEM), discs and squares grouped into K = 2."""
+    viewer = _viewer((1400, 900))
+    image, labels = shapes_scene()
+    viewer.add_image(image, name="shapes")
+    objects = viewer.add_labels(labels, name="objects")
+    _, w = _dock(viewer, "Cluster objects (DEM)")
+    w.image_combo.setCurrentText("shapes")
+    w.labels_combo.setCurrentText("objects")
+    w.clusters_spin.setValue(2)
+    _wait(w, w.run)
+    objects.visible = False
+    clusters = viewer.layers[w.clusters_layer.name]
+    clusters.opacity = 0.55
+    viewer.layers.selection.active = clusters
+    viewer.reset_view()
+    print(w.message.text())
+    _grab(viewer, "cluster_widget.png")
+    viewer.close()
+
+
+FIGURES: dict[str, Callable[[], None]] = {
+    "widgets": fig_widgets,
+    "segment_2d": fig_segment_2d,
+    "zstack": fig_zstack,
+    "timelapse": fig_timelapse,
+    "scribbles": fig_scribbles,
+    "batch_layer": fig_batch_layer,
+    "cluster": fig_cluster,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "figures", nargs="*", metavar="FIGURE", help=f"any of {', '.join(FIGURES)}; default: all"
+    )
+    parser.add_argument("--list", action="store_true", help="name the figures and what they show")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.figures if name not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    if args.list:
+        for name, fn in FIGURES.items():
+            print(f"{name:12} {fn.__doc__}")
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in args.figures or list(FIGURES):
+        FIGURES[name]()
 
 
 if __name__ == "__main__":

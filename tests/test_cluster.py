@@ -60,7 +60,8 @@ def test_dem_beats_kmeans_on_raw_pixels(shapes) -> None:
     acc_km = clustering_accuracy(y, km)
     # Shapes at random positions and sizes: raw pixels (and a plain auto-encoder) mostly see
     # position and size, so k-means is near chance (measured 0.36). With two random views per
-    # image (shift +-4 px, zoom +-30 %) pulled together in the cluster code, DEM reached 0.53.
+    # image (shift +-4 px, zoom +-30 %) pulled together in the cluster code, DEM reaches 0.48
+    # (seed 0; 0.47 with seed 1).
     settings = ClusterSettings(view_shift=4, view_scale=0.3)
     res = cluster_images(images, 3, method="dem", steps=600, seed=0, batch_size=64, settings=settings)
     acc = clustering_accuracy(y, res.labels)

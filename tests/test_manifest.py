@@ -14,9 +14,12 @@ def test_manifest_is_valid_and_points_at_real_objects() -> None:
         module, _, attr = command.python_name.partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), command.id
     widget_names = {w.display_name for w in manifest.contributions.widgets}
-    assert widget_names >= {"Segment (DEM)", "Refine labels (DEM)"}
+    assert widget_names >= {"Segment (DEM)", "Refine labels (DEM)", "Cluster objects (DEM)"}
     segment_menu = manifest.contributions.menus["napari/layers/segment"]
-    assert "napari-dem.segment_widget" in {item.command for item in segment_menu}
+    in_segment_menu = {item.command for item in segment_menu}
+    assert {"napari-dem.segment_widget", "napari-dem.cluster_widget"} <= in_segment_menu
+    classify_menu = manifest.contributions.menus["napari/layers/classify"]
+    assert "napari-dem.cluster_widget" in {item.command for item in classify_menu}
 
 
 def test_sample_data_loads_without_downloads() -> None:

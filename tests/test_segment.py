@@ -10,7 +10,8 @@ import torch
 from napari_dem.api import segment_image
 from napari_dem.core.metrics import foreground_iou, instance_f1
 from napari_dem.core.model import DEMConfig, DEMModel, load_default_model
-from napari_dem.core.segment import segment
+from napari_dem.core.layout import parse_axes
+from napari_dem.core.segment import choose_mode, min_side, segment
 
 
 def test_tiled_equals_untiled(nuclei2d, tiny_model) -> None:
@@ -191,3 +192,14 @@ def test_grid_stride_terminates_with_more_units_than_samples() -> None:
     assert _grid_stride(10, (64, 64), 200_000) == 1
     assert _grid_stride(1000, (64, 64), 200_000) == 5  # 1000 * 13 * 13 <= 200 000
     assert _grid_stride(500_000, (32, 32), 200_000) == 32  # one point per unit, no endless loop
+
+
+def test_auto_mode_is_2d_for_stacks_too_thin_for_the_3d_model() -> None:
+    """A 10-slice stack used to pick 3D in auto mode and then fail as 'too small' (needs 15)."""
+    need = min_side(load_default_model(3))
+    thin = parse_axes("ZYX", (need - 1, 64, 64))
+    deep = parse_axes("ZYX", (need, 64, 64))
+    assert choose_mode(thin, "auto", None) == "2d"
+    assert choose_mode(deep, "auto", None) == "3d"
+    labels = segment(np.random.default_rng(0).random((need - 1, 40, 40)), "ZYX").labels
+    assert labels.shape == (need - 1, 40, 40)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .em import e_step, fit_gmm
+from .em import GMMParams, OnlineGMM, e_step, fit_gmm
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 METHODS = ("dem", "depict", "nmm")
@@ -86,8 +86,18 @@ def prepare_images(stack: np.ndarray | list[np.ndarray], size: int = 28) -> tupl
 # ----------------------------------------------------------------------------- network
 
 
+def _block(c_in: int, c_out: int, k: int, transpose: bool = False) -> list[nn.Module]:
+    conv = nn.ConvTranspose2d if transpose else nn.Conv2d
+    pad = 1
+    return [conv(c_in, c_out, k, 2, pad), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1)]
+
+
 class ConvAE(nn.Module):
-    """Three stride-2 convolutions -> linear to a ``latent_dim`` code; the decoder mirrors it."""
+    """Three stride-2 convolutions -> linear to a ``latent_dim`` code; the decoder mirrors it.
+
+    Batch normalisation and leaky ReLUs: with plain ReLUs the MNIST auto-encoder died within a
+    few hundred steps (every decoder unit off, reconstruction = the mean image, codes useless).
+    """
 
     def __init__(self, size: int = 28, latent_dim: int = 10, width: int = 16, nuisance_dim: int = 0) -> None:
         super().__init__()
@@ -95,22 +105,18 @@ class ConvAE(nn.Module):
         latent_dim = latent_dim + nuisance_dim
         c = (width, 2 * width, 4 * width)
         self.size = size
-        self.enc = nn.Sequential(
-            nn.Conv2d(1, c[0], 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c[0], c[1], 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(c[1], c[2], 3, 2, 1), nn.ReLU(),
-        )  # fmt: skip
+        self.enc = nn.Sequential(*_block(1, c[0], 4), *_block(c[0], c[1], 4), *_block(c[1], c[2], 3))
         with torch.no_grad():
-            shape = self.enc(torch.zeros(1, 1, size, size)).shape
+            shape = self.enc(torch.zeros(2, 1, size, size)).shape
         self.feat_shape = tuple(shape[1:])
         n = int(np.prod(self.feat_shape))
         self.to_latent = nn.Linear(n, latent_dim)
         self.from_latent = nn.Linear(latent_dim, n)
         self.dec = nn.Sequential(
-            nn.ConvTranspose2d(c[2], c[1], 3, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(c[1], c[0], 4, 2, 1), nn.ReLU(),
+            *_block(c[2], c[1], 3, transpose=True),
+            *_block(c[1], c[0], 4, transpose=True),
             nn.ConvTranspose2d(c[0], 1, 4, 2, 1),
-        )  # fmt: skip
+        )
 
     def encode_full(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_latent(self.enc(x).flatten(1))
@@ -120,7 +126,7 @@ class ConvAE(nn.Module):
         return self.encode_full(x)[:, : self.latent_dim]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.from_latent(z)).view(-1, *self.feat_shape)
+        h = F.leaky_relu(self.from_latent(z), 0.1).view(-1, *self.feat_shape)
         y = self.dec(h)
         if y.shape[-1] != self.size:
             y = F.interpolate(y, size=(self.size, self.size), mode="bilinear", align_corners=False)
@@ -180,8 +186,10 @@ class ClusterSettings:
     recon_weight: float = 100.0
     nll_weight: float = 0.05
     entropy_weight: float = 0.05
-    balance_weight: float = 1.0
-    em_steps: int = 5  #: unrolled EM steps per mini-batch (dem)
+    balance_weight: float = 200.0  #: dem: - H(mean responsibility), DEPICT's uniform prior
+    neighbour_weight: float = 100.0  #: dem: - log P(image and a near neighbour share a component)
+    neighbours: int = 10  #: dem: nearest neighbours per image, mined once from the pretrained codes
+    em_steps: int = 3  #: unrolled EM steps per mini-batch (dem), started from the online mixture
     cluster_weight: float = 1.0  #: KL (depict) / expected NLL (nmm)
     reg_covar: float = 1e-3
 
@@ -191,10 +199,58 @@ def _embed(model: ConvAE, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         return torch.cat([model.encode(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-def _final_gmm(z: torch.Tensor, k: int, gen: torch.Generator, reg: float):
+def _neighbours(z: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Indices ``(N, k)`` of each code's ``k`` nearest other codes (Euclidean), in chunks."""
+    k = min(k, len(z) - 1)
+    out = []
+    for i in range(0, len(z), chunk):
+        d = torch.cdist(z[i : i + chunk], z)
+        d[torch.arange(d.shape[0]), torch.arange(i, i + d.shape[0])] = float("inf")
+        out.append(d.topk(k, largest=False).indices)
+    return torch.cat(out)
+
+
+def _final_gmm(z: torch.Tensor, k: int, gen: torch.Generator, reg: float, init: GMMParams | None = None):
     zs = _standardize(z)
-    params, log_resp, _ = fit_gmm(zs[None], k, 100, reg_covar=reg, generator=gen)
+    params, log_resp, _ = fit_gmm(zs[None], k, 100, reg_covar=reg, generator=gen, init=init)
     return params, log_resp[0].exp()
+
+
+def _dem_loss(
+    model: ConvAE,
+    z: torch.Tensor,
+    x_all: torch.Tensor,
+    idx: torch.Tensor,
+    neighbours: torch.Tensor,
+    online: OnlineGMM,
+    gen: torch.Generator,
+    s: ClusterSettings,
+    dev: torch.device,
+) -> torch.Tensor:
+    """DEM's clustering losses on a mini-batch of codes ``z`` (images ``idx``).
+
+    The batch codes and those of one random near neighbour per image are standardised together;
+    ``em_steps`` unrolled EM steps, started from the online mixture (so components keep their
+    identity from batch to batch), fit the batch; the online mixture then takes the batch's
+    sufficient statistics (online EM with a decaying step). Loss: NLL + entropy of each
+    responsibility - entropy of the mean responsibility + neighbour disagreement.
+    """
+    pick = torch.randint(0, neighbours.shape[1], (len(idx),), generator=gen)
+    xn = _augment(x_all[neighbours[idx, pick]].to(dev), gen, s.shift)
+    both = _standardize(torch.cat([z, model.encode(xn)]))
+    za, zn = both[: len(z)], both[len(z) :]
+    init = online.params.to(dev)
+    params, _, _ = fit_gmm(za[None], online.n_components, s.em_steps, reg_covar=s.reg_covar, init=init)
+    log_ra, log_lik = e_step(za[None], params)
+    log_rn, _ = e_step(zn[None], params)
+    online.partial_fit(za.detach().cpu())
+    ra, rn = log_ra[0].exp(), log_rn[0].exp()
+    nll = -log_lik.mean() / za.shape[-1]
+    ent = -(ra * log_ra[0]).sum(-1).mean()
+    mean_r = ra.mean(0)
+    bal = -(mean_r * torch.log(mean_r + 1e-12)).sum()
+    agree = -torch.log((ra * rn).sum(1) + 1e-8).mean()
+    return s.nll_weight * nll + s.entropy_weight * ent - s.balance_weight * bal + s.neighbour_weight * agree
 
 
 def cluster_images(
@@ -244,6 +300,8 @@ def cluster_images(
     pos = 0
     targets: torch.Tensor | None = None
     stats: tuple[torch.Tensor, torch.Tensor] | None = None
+    neighbours: torch.Tensor | None = None
+    online: OnlineGMM | None = None
 
     def next_batch() -> torch.Tensor:
         nonlocal perm, pos
@@ -270,6 +328,12 @@ def cluster_images(
 
     for step in range(1, steps + 1):
         check_cancel(cancel)
+        if step == n_pre + 1 and method == "dem":
+            # mine neighbours in the pretrained code space; start the online mixture on all codes
+            z = _standardize(_embed(model, x_all.to(dev)))
+            neighbours = _neighbours(z, s.neighbours).cpu()
+            online = OnlineGMM(k, reg_covar=s.reg_covar, seed=seed)
+            online.partial_fit(z.cpu())
         if step == n_pre + 1 and method in ("depict", "nmm"):
             # initialise the head from the pretrained embedding (k-means)
             z = _standardize(_embed(model, x_all.to(dev)))
@@ -304,16 +368,7 @@ def cluster_images(
             loss = s.recon_weight * recon
         if step > n_pre:
             if method == "dem":
-                zs = _standardize(z)
-                g = torch.Generator().manual_seed(seed * 100003 + step)
-                params, log_resp, _ = fit_gmm(zs[None], k, s.em_steps, reg_covar=s.reg_covar, generator=g)
-                _, log_lik = e_step(zs[None], params)
-                resp = log_resp.exp()
-                nll = -log_lik.mean() / zs.shape[-1]
-                ent = -(resp * log_resp).sum(-1).mean()
-                mean_r = resp[0].mean(0)
-                bal = -(mean_r * torch.log(mean_r + 1e-12)).sum()
-                loss = loss + s.nll_weight * nll + s.entropy_weight * ent - s.balance_weight * bal
+                loss = loss + _dem_loss(model, z, x_all, idx, neighbours, online, gen, s, dev)
             elif method == "depict":
                 zs = _standardize(z, *stats)
                 log_p = F.log_softmax(zs @ head_w.T + head_b, dim=1)
@@ -335,7 +390,7 @@ def cluster_images(
     model.eval()
     z = _embed(model, x_all.to(dev))
     if method == "dem":
-        _, resp = _final_gmm(z, k, gen, s.reg_covar)
+        _, resp = _final_gmm(z, k, gen, s.reg_covar, None if online is None else online.params)
     elif method == "depict":
         mean = z.mean(0, keepdim=True)
         zs = (

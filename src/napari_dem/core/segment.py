@@ -14,6 +14,8 @@ Labels are ``1..K`` numbered by increasing mean input intensity of the cluster.
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 import math
 from collections.abc import Iterator
@@ -161,7 +163,19 @@ def normalization(image, layout: Layout, max_samples: int = 2_000_000) -> tuple[
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
+def min_side(model: DEMModel) -> int:
+    """The smallest spatial side (pixels) ``model`` can segment: its receptive field must fit."""
+    return 2 * (model.halo - model.encoder.context.radius) + 1
+
+
+@functools.cache
+def _default_3d_min_side() -> int:
+    return min_side(load_default_model(3, "cpu"))
+
+
 def choose_mode(layout: Layout, mode: str, model: DEMModel | None) -> str:
+    """``auto`` is 3D when there is a Z axis deep enough for the 3D model in every spatial
+    direction (the shipped one needs 15 slices), else 2D per slice."""
     mode = (mode or "auto").lower()
     if mode not in ("auto", "2d", "3d"):
         raise ValueError(f"mode must be auto, 2d or 3d, got {mode!r}")
@@ -171,7 +185,8 @@ def choose_mode(layout: Layout, mode: str, model: DEMModel | None) -> str:
             raise ValueError(f"the model is a {model_mode.upper()} model but mode {mode!r} was asked for")
         mode = model_mode
     if mode == "auto":
-        mode = "3d" if layout.has_z and layout.size("Z") >= 8 else "2d"
+        deep = layout.has_z and min(layout.size(a) for a in "ZYX") >= max(8, _default_3d_min_side())
+        mode = "3d" if deep else "2d"
     if mode == "3d" and not layout.has_z:
         raise ValueError(f"3D mode needs a Z axis, but the axes are {layout.axes!r}")
     return mode
@@ -235,10 +250,10 @@ def segment(
     units = _units(layout, mode)
     volumes = [_Volume(image, layout, mode, t, z) for t, z in units]
     spatial = volumes[0].shape
-    min_side = 2 * (model.halo - model.encoder.context.radius) + 1
-    if min(spatial) < min_side:
+    need = min_side(model)
+    if min(spatial) < need:
         raise ValueError(
-            f"the image is too small: {mode.upper()} segmentation needs at least {min_side} pixels "
+            f"the image is too small: {mode.upper()} segmentation needs at least {need} pixels "
             f"along {''.join(volumes[0].spatial_axes)}, got {spatial}"
             + ("; try mode 2d" if mode == "3d" else "")
         )

@@ -1,0 +1,506 @@
+"""The Cluster objects (DEM) dock widget: group objects (or frames) into K clusters, in the background."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHeaderView,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+from napari_dem._compat import block_triton_if_gl_loaded
+
+from ._common import DemDockWidget, Job, data_shape, labels_geometry, level_data
+from .segment import available_devices
+
+if TYPE_CHECKING:
+    import napari
+
+MODES = ("Objects", "Frames")
+#: the objectives of :func:`napari_dem.core.cluster.cluster_images`
+METHODS = ("dem", "depict", "nmm")
+MAX_K = 50
+#: bounding boxes are enlarged by this fraction of their height/width on each side
+PAD = 0.2
+CLUSTERS_SUFFIX = " clusters"
+#: key of the results in the metadata of the clusters layer (Objects) or the image layer (Frames)
+META_KEY = "napari-dem clusters"
+
+
+class ClusterWidget(DemDockWidget):
+    """Group objects, or the frames of a stack, into K clusters with DEM (or DEPICT, NMM).
+
+    * **Objects**: an Image layer and an instance Labels layer (one id per object, 0 =
+      background). Each object is cut out as a square crop (bounding box plus a margin,
+      optionally masked to the object) and the crops are clustered. The result is a new
+      Labels layer ``"<labels> clusters"`` on the labels' geometry, in which every object
+      carries its cluster id (1..K, 0 = background). Only 2D label images are supported: a
+      3D or time-lapse Labels layer is refused with a message (cluster one plane at a time,
+      e.g. a slice saved as its own layer).
+    * **Frames**: an Image layer that is a stack of 2D frames (first axis = frames, e.g. T or
+      Z; RGB frames too). Each frame is one image to cluster; no layer is added.
+
+    In both modes the per-item table (label or frame index, cluster, confidence) is shown in
+    the widget, stored in the metadata under ``"napari-dem clusters"`` (of the clusters layer,
+    or of the image layer in Frames mode) and can be saved as CSV.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.result: dict[str, Any] | None = None  #: the last finished run (see :meth:`_apply`)
+        self.clusters_layer: Labels | None = None  #: the Labels layer added by the last Objects run
+        self.csv_path: Path | None = None  #: the last CSV written
+
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(MODES)
+        self.image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.mask_check = QCheckBox("mask outside object")
+        self.mask_check.setChecked(True)
+        self.mask_check.setToolTip("set the pixels of a crop that do not belong to the object to 0")
+        self.clusters_spin = QSpinBox()
+        self.clusters_spin.setRange(2, MAX_K)
+        self.clusters_spin.setValue(2)
+        self.method_combo = QComboBox()
+        self.method_combo.addItems(METHODS)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 100_000)
+        self.steps_spin.setValue(300)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(8, 256)
+        self.size_spin.setValue(28)
+        self.size_spin.setToolTip("side in pixels of the images the model sees (crops are resized to it)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.run_button = QPushButton("Run")
+        self.table = QTableWidget(0, 3)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalHeaderLabels(["label", "cluster", "confidence"])
+        self.table.setMinimumHeight(160)
+        self.save_button = QPushButton("Save CSV…")
+        self.save_button.setEnabled(False)
+
+        self.objects_box = QWidget()
+        objects_form = QFormLayout(self.objects_box)
+        objects_form.setContentsMargins(0, 0, 0, 0)
+        objects_form.addRow("labels", self.labels_combo)
+        objects_form.addRow("", self.mask_check)
+
+        top = QFormLayout()
+        top.addRow("mode", self.mode_combo)
+        top.addRow("image", self.image_combo)
+        form = QFormLayout()
+        form.addRow("clusters (K)", self.clusters_spin)
+        form.addRow("method", self.method_combo)
+        form.addRow("steps", self.steps_spin)
+        form.addRow("size (px)", self.size_spin)
+        form.addRow("seed", self.seed_spin)
+        form.addRow("device", self.device_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.objects_box)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.message)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.save_button)
+
+        self.mode_combo.currentTextChanged.connect(self._on_mode_changed)
+        for signal in (
+            self.image_combo.currentTextChanged,
+            self.labels_combo.currentTextChanged,
+            self.clusters_spin.valueChanged,
+            self.device_combo.currentTextChanged,
+        ):
+            signal.connect(self.validate)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.save_button.clicked.connect(self._browse_save)
+        self.table.cellClicked.connect(self._on_row_clicked)
+
+        events = self.viewer.layers.events
+        events.inserted.connect(self._refresh_layers)
+        events.removed.connect(self._refresh_layers)
+        events.changed.connect(self._refresh_layers)
+        self._refresh_layers()
+        self._on_mode_changed(self.mode_combo.currentText())
+
+    # ------------------------------------------------------------------ layer choice
+    @property
+    def mode(self) -> str:
+        return "objects" if self.mode_combo.currentText() == MODES[0] else "frames"
+
+    def _on_mode_changed(self, text: str) -> None:
+        self.objects_box.setVisible(self.mode == "objects")
+        self.validate()
+
+    @staticmethod
+    def _fill(combo: QComboBox, names: list[str], preferred: str | None) -> None:
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        if current in names:
+            combo.setCurrentText(current)
+        elif preferred in names:
+            combo.setCurrentText(preferred)
+        combo.blockSignals(False)
+
+    def _refresh_layers(self, event=None) -> None:
+        active = self.viewer.layers.selection.active
+        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        # the clusters layers this widget made are not instance labels: leave them out
+        labels = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels) and META_KEY not in layer.metadata
+        ]
+        self._fill(self.image_combo, images, active.name if isinstance(active, Image) else None)
+        self._fill(self.labels_combo, labels, active.name if isinstance(active, Labels) else None)
+        self.validate()
+
+    def _layer(self, combo: QComboBox, kind):
+        name = combo.currentText()
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
+            return self.viewer.layers[name]
+        return None
+
+    def image_layer(self) -> Image | None:
+        return self._layer(self.image_combo, Image)
+
+    def labels_layer(self) -> Labels | None:
+        return self._layer(self.labels_combo, Labels)
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "n_clusters": self.clusters_spin.value(),
+            "method": self.method_combo.currentText(),
+            "steps": self.steps_spin.value(),
+            "size": self.size_spin.value(),
+            "seed": self.seed_spin.value(),
+            "device": self.device_combo.currentText(),
+            "mask": self.mask_check.isChecked(),
+            "pad": PAD,
+        }
+
+    def _check(self) -> dict[str, Any]:
+        """What a run will do, without counting objects; ``ValueError`` with a user message."""
+        from napari_dem.core.model import resolve_device
+
+        settings = self.settings()
+        resolve_device(settings["device"])
+        image = self.image_layer()
+        if image is None:
+            raise ValueError("add or choose an Image layer")
+        plan: dict[str, Any] = {"settings": settings, "image_layer": image}
+        k = settings["n_clusters"]
+        if self.mode == "frames":
+            shape = data_shape(image)
+            ndim = 4 if image.rgb else 3
+            if len(shape) != ndim:
+                raise ValueError(
+                    f"Frames mode clusters a stack of 2D {'RGB ' if image.rgb else ''}frames "
+                    f"(first axis = frames): the layer has shape {shape}"
+                )
+            if shape[0] < k:
+                raise ValueError(f"cannot split {shape[0]} frames into {k} clusters (K > number of frames)")
+            plan.update(image=level_data(image, 0), n_items=shape[0])
+            return plan
+
+        labels = self.labels_layer()
+        if labels is None:
+            raise ValueError("add or choose an instance Labels layer (one id per object)")
+        if getattr(labels, "multiscale", False):
+            raise ValueError("multiscale Labels layers are not supported: use a single-scale layer")
+        lshape = tuple(int(s) for s in labels.data.shape)
+        if len(lshape) != 2:
+            raise ValueError(
+                f"the labels layer must be 2D (Y, X), got shape {lshape}: 3D and time-lapse objects "
+                "are not supported; cluster one plane at a time"
+            )
+        ishape = data_shape(image)
+        if ishape != lshape and not (len(ishape) == 3 and ishape[:2] == lshape):
+            raise ValueError(
+                f"the image (shape {ishape}) and the labels (shape {lshape}) differ: "
+                "they must have the same Y and X (the image may have a trailing channel axis)"
+            )
+        plan.update(
+            image=level_data(image, 0),
+            labels_layer=labels,
+            labels=labels.data,
+            geometry=labels_geometry(labels, "YX"),
+            name=labels.name + CLUSTERS_SUFFIX,
+        )
+        return plan
+
+    def validate(self, *args) -> bool:
+        """Check the settings now; show what is wrong in the widget. True if Run can go."""
+        if self.busy:
+            return True
+        try:
+            self._check()
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return False
+        self.show_info("")
+        return True
+
+    def plan(self) -> dict[str, Any]:
+        """:meth:`_check`, plus the number of objects (Objects mode) checked against K."""
+        from napari_dem.core.objects import object_ids
+
+        plan = self._check()
+        if plan["settings"]["mode"] == "objects":
+            labels = np.asarray(plan["labels"])
+            if labels.dtype.kind not in "iu":
+                raise ValueError(f"the labels must be integers, got {labels.dtype}")
+            n = len(object_ids(labels))
+            k = plan["settings"]["n_clusters"]
+            if n == 0:
+                raise ValueError(f"the labels layer {plan['labels_layer'].name!r} has no objects")
+            if n < k:
+                raise ValueError(f"cannot split {n} objects into {k} clusters (K > number of objects)")
+            plan.update(labels=labels.copy(), n_items=n)  # a snapshot: the layer may be edited meanwhile
+        return plan
+
+    # ------------------------------------------------------------------ run
+    def _on_run_clicked(self) -> None:
+        if self.busy:
+            self.cancel()
+        else:
+            self.run()
+
+    def run(self) -> Job | None:
+        """Start a clustering (in the background unless ``run_synchronously``); None if it cannot start."""
+        if self.busy:
+            return self.job
+        try:
+            plan = self.plan()
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return None
+        # The crash guard again: torch.optim reaches for triton, and this process has a GL canvas
+        # even when napari_dem.core was imported before napari (scripts). See napari_dem._compat.
+        block_triton_if_gl_loaded()
+        what = "objects" if plan["settings"]["mode"] == "objects" else "frames"
+        return self.start_job(
+            lambda progress: self._compute(plan, progress),
+            desc=f"DEM clusters {plan['image_layer'].name}",
+            on_result=lambda res: self._apply(plan, res),
+            running_text=f"clustering {plan['n_items']} {what}…",
+            button=self.run_button,
+            button_text="Cancel",
+        )
+
+    def _compute(self, plan: dict[str, Any], progress) -> dict[str, Any]:
+        """Crops (Objects) or frames -> images -> clusters. Runs in the worker thread."""
+        from napari_dem.core.cluster import cluster_images, prepare_images
+        from napari_dem.core.model import resolve_device
+        from napari_dem.core.objects import object_crops, paint_clusters
+        from napari_dem.core.progress import check_cancel
+
+        s = plan["settings"]
+        token = self.job.token
+        image = np.asarray(plan["image"])
+        if s["mode"] == "objects":
+            labels = plan["labels"]
+            stack, ids = object_crops(
+                image, labels, size=s["size"], pad=s["pad"], mask=s["mask"], progress=progress, cancel=token
+            )
+        else:
+            stack, ids = image, np.arange(image.shape[0], dtype=np.int64)
+        check_cancel(token)
+        images, notes = prepare_images(stack, size=s["size"])
+        check_cancel(token)
+        result = cluster_images(
+            images,
+            n_clusters=s["n_clusters"],
+            method=s["method"],
+            steps=s["steps"],
+            seed=s["seed"],
+            device=resolve_device(s["device"]),
+            progress=progress,
+            cancel=token,
+        )
+        check_cancel(token)
+        out = {
+            "ids": ids,
+            "clusters": np.asarray(result.labels, dtype=np.int64),
+            "confidence": np.asarray(result.confidence, dtype=np.float64),
+            "notes": notes,
+        }
+        if s["mode"] == "objects":
+            out["painted"] = paint_clusters(labels, ids, out["clusters"])
+        return out
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.run_button.setText("Cancelling…")
+            self.job.cancel()
+
+    def _on_done(self, status: str) -> None:
+        self.run_button.setText("Run")
+        if status == "cancelled":
+            self.show_info("cancelled")
+        elif status == "done":
+            self.show_info(self._summary())
+        self.last_status = status
+
+    # ------------------------------------------------------------------ results
+    def _apply(self, plan: dict[str, Any], res: dict[str, Any]) -> None:
+        import pandas as pd
+
+        s = plan["settings"]
+        k = s["n_clusters"]
+        first = "label" if s["mode"] == "objects" else "index"
+        table = pd.DataFrame({first: res["ids"], "cluster": res["clusters"], "confidence": res["confidence"]})
+        info = {
+            **{key: s[key] for key in ("mode", "n_clusters", "method", "steps", "size", "seed", "device")},
+            "image": plan["image_layer"].name,
+            "table": table,
+        }
+        layer = None
+        if s["mode"] == "objects":
+            info.update(labels=plan["labels_layer"].name, mask=s["mask"], pad=s["pad"])
+            layer = self.viewer.add_labels(
+                res["painted"],
+                name=plan["name"],
+                metadata={META_KEY: info},
+                features=cluster_features(res["clusters"], res["confidence"], k),
+                **plan["geometry"],
+            )
+            self.clusters_layer = layer
+        else:
+            plan["image_layer"].metadata[META_KEY] = info
+        self.result = {"mode": s["mode"], "table": table, "layer": layer, "plan": plan, **res}
+        self._show_table(table)
+        self.save_button.setEnabled(True)
+
+    def _summary(self) -> str:
+        res = self.result
+        if res is None:
+            return "done"
+        k = res["plan"]["settings"]["n_clusters"]
+        sizes = np.bincount(res["clusters"], minlength=k + 1)[1:].tolist()
+        what = "objects" if res["mode"] == "objects" else "frames"
+        where = f" → layer {res['layer'].name!r}" if res["layer"] is not None else ""
+        notes = "".join(f"\n{n}" for n in res["notes"])
+        return f"done: {len(res['ids'])} {what} in {k} clusters, sizes {sizes}{where}{notes}"
+
+    def _show_table(self, table) -> None:
+        self.table.setUpdatesEnabled(False)
+        try:
+            self.table.clearContents()
+            self.table.setHorizontalHeaderLabels(list(table.columns))
+            self.table.setRowCount(len(table))
+            cols = [table[c].to_numpy() for c in table.columns]
+            for row in range(len(table)):
+                for col, values in enumerate(cols):
+                    value = values[row]
+                    text = f"{value:.3f}" if isinstance(value, float | np.floating) else str(int(value))
+                    item = QTableWidgetItem(text)
+                    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                    self.table.setItem(row, col, item)
+        finally:
+            self.table.setUpdatesEnabled(True)
+
+    def _on_row_clicked(self, row: int, col: int) -> None:
+        """Show the clicked item: Frames, step to that frame; Objects, centre the view on the object."""
+        res = self.result
+        if res is None or not 0 <= row < len(res["ids"]):
+            return
+        plan = res["plan"]
+        if res["mode"] == "frames":
+            layer = plan["image_layer"]
+            if layer not in self.viewer.layers:
+                return
+            world = np.asarray(layer.data_to_world([row] + [0] * (layer.ndim - 1)), dtype=float)
+            self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim, float(world[0]))
+            return
+        layer = plan["labels_layer"]
+        pixels = np.argwhere(plan["labels"] == res["ids"][row])
+        if layer not in self.viewer.layers or not len(pixels):
+            return
+        world = np.asarray(layer.data_to_world(pixels.mean(0)), dtype=float)
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
+        camera = scene.camera if scene is not None else self.viewer.camera
+        camera.center = tuple(world[-2:])
+
+    # ------------------------------------------------------------------ CSV
+    def _browse_save(self) -> None:
+        if self.result is None:
+            return
+        plan = self.result["plan"]
+        stem = plan["labels_layer"].name if self.result["mode"] == "objects" else plan["image_layer"].name
+        path, _ = QFileDialog.getSaveFileName(self, "Save clusters", f"{stem}_clusters.csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.save_csv(path)
+            except OSError as exc:
+                self.show_error(f"could not write {path}: {exc}")
+
+    def save_csv(self, path: str | os.PathLike) -> Path:
+        """Write the last result as CSV: ``index,cluster,confidence`` (Frames, as the CLI writes)
+        or ``label,cluster,confidence`` (Objects); confidence with 4 decimals."""
+        if self.result is None:
+            raise ValueError("nothing to save: run first")
+        path = Path(path)
+        table = self.result["table"]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(list(table.columns))
+                for ident, lab, conf in table.itertuples(index=False, name=None):
+                    writer.writerow([int(ident), int(lab), f"{float(conf):.4f}"])
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self.csv_path = path
+        self.show_info(f"wrote {path}")
+        return path
+
+
+def cluster_features(clusters: np.ndarray, confidence: np.ndarray, k: int):
+    """The features of a clusters Labels layer, one row per label value (0 = background, 1..K).
+
+    napari looks a hovered pixel's value up in the ``index`` column, so on a layer whose
+    values are cluster ids the rows are clusters: ``cluster``, ``objects`` (how many objects
+    it holds) and ``mean_confidence``. The per-object table is in the layer's metadata.
+    """
+    import pandas as pd
+
+    clusters = np.asarray(clusters, dtype=np.int64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    counts = np.bincount(clusters, minlength=k + 1)[: k + 1]
+    sums = np.bincount(clusters, weights=confidence, minlength=k + 1)[: k + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    mean[0] = np.nan
+    values = np.arange(k + 1)
+    return pd.DataFrame({"index": values, "cluster": values, "objects": counts, "mean_confidence": mean})

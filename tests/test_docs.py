@@ -15,7 +15,7 @@ DOCS = ROOT / "docs"
 GUIDES = DOCS / "guides"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted(GUIDES.glob("*.md"))]
 #: Options of other programs that the docs quote (pip, the benchmark scripts, dask worker).
-FOREIGN = {"--no-deps", "--frames", "--depths", "--files", "--nthreads"}
+FOREIGN = {"--no-deps", "--frames", "--depths", "--files", "--nthreads", "--dataset"}
 #: One guide per workflow (issue 7), each listed in docs/guides/README.md.
 GUIDE_NAMES = ["segment-2d", "zstack-timelapse", "refine", "fine-tune", "batch", "clustering"]
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from napari_dem.api import segment_image
+from napari_dem.core.layout import parse_axes
 from napari_dem.core.metrics import foreground_iou, instance_f1
 from napari_dem.core.model import DEMConfig, DEMModel, load_default_model
-from napari_dem.core.layout import parse_axes
 from napari_dem.core.segment import choose_mode, min_side, segment
 
 

@@ -15,7 +15,6 @@ Labels are ``1..K`` numbered by increasing mean input intensity of the cluster.
 from __future__ import annotations
 
 import functools
-
 import itertools
 import math
 from collections.abc import Iterator

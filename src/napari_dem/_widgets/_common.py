@@ -298,6 +298,13 @@ class DemDockWidget(QWidget):
     def busy(self) -> bool:
         return self.job is not None and self.job.running
 
+    def watch_layers(self, refresh: Callable[..., None]) -> None:
+        """Call ``refresh`` now and whenever a layer is added, removed or replaced (combos stay current)."""
+        events = self.viewer.layers.events
+        for event in (events.inserted, events.removed, events.changed):
+            event.connect(refresh)
+        refresh()
+
     def show_error(self, text: str) -> None:
         self.message.setStyleSheet(ERROR_STYLE)
         self.message.setText(text)

@@ -164,11 +164,7 @@ class BatchWidget(DemDockWidget):
         self.model_button.clicked.connect(self._browse_model)
         self.run_button.clicked.connect(self._on_run_clicked)
 
-        events = self.viewer.layers.events
-        events.inserted.connect(self._refresh_layers)
-        events.removed.connect(self._refresh_layers)
-        events.changed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.watch_layers(self._refresh_layers)
         self._on_source_changed(self.source_combo.currentText())
 
     # ------------------------------------------------------------------ choices

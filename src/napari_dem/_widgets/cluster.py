@@ -140,11 +140,7 @@ class ClusterWidget(DemDockWidget):
         self.save_button.clicked.connect(self._browse_save)
         self.table.cellClicked.connect(self._on_row_clicked)
 
-        events = self.viewer.layers.events
-        events.inserted.connect(self._refresh_layers)
-        events.removed.connect(self._refresh_layers)
-        events.changed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.watch_layers(self._refresh_layers)
         self._on_mode_changed(self.mode_combo.currentText())
 
     # ------------------------------------------------------------------ layer choice

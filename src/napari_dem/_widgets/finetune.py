@@ -257,11 +257,7 @@ class FineTuneWidget(DemDockWidget):
         self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
         self.ndim_combo.currentTextChanged.connect(lambda _: self._show_model())
 
-        events = self.viewer.layers.events
-        events.inserted.connect(self._refresh_layers)
-        events.removed.connect(self._refresh_layers)
-        events.changed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.watch_layers(self._refresh_layers)
         self._show_model()
 
     # ------------------------------------------------------------------ layers

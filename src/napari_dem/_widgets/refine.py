@@ -95,11 +95,7 @@ class RefineWidget(DemDockWidget):
         self.scribble_button.clicked.connect(self._on_scribble_clicked)
         self.labels_combo.currentTextChanged.connect(self._on_labels_changed)
 
-        events = self.viewer.layers.events
-        events.inserted.connect(self._refresh_layers)
-        events.removed.connect(self._refresh_layers)
-        events.changed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.watch_layers(self._refresh_layers)
 
     # ------------------------------------------------------------------ layers
     def _refresh_layers(self, event=None) -> None:

@@ -145,11 +145,7 @@ class SegmentWidget(DemDockWidget):
         self.run_button.clicked.connect(self._on_run_clicked)
         self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
 
-        events = self.viewer.layers.events
-        events.inserted.connect(self._refresh_layers)
-        events.removed.connect(self._refresh_layers)
-        events.changed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.watch_layers(self._refresh_layers)
 
     # ------------------------------------------------------------------ layer choice
     def _refresh_layers(self, event=None) -> None:

@@ -173,3 +173,20 @@ def test_sample_input(tmp_path: Path) -> None:
     out = tmp_path / "s.tif"
     assert main(["segment", "sample:nuclei2d", "-o", str(out), "-q"]) == 0
     assert tifffile.imread(out).shape == (512, 512)
+
+
+def test_single_zarr_stack_is_written_tile_by_tile(tmp_path: Path, capsys) -> None:
+    """A .zarr input to a .zarr output streams (segment_to_zarr): same labels, no temp left."""
+    from napari_dem.api import segment_image
+    from napari_dem.data.synthetic import synthetic_nuclei
+
+    stack = np.stack([synthetic_nuclei((96, 96), seed=s)[0] for s in (1, 2, 3)])
+    src = write_array(tmp_path / "stack.zarr", stack)
+    out = tmp_path / "labels.zarr"
+    assert main(["segment", str(src), "-o", str(out), "--axes", "TYX", "--instances"]) == 0
+    assert "tile by tile" in capsys.readouterr().err
+    labels = np.asarray(read_image(out)[0])
+    expected = segment_image(stack, "TYX", instances=True, device="cpu")
+    assert labels.shape == stack.shape
+    assert np.array_equal(labels > 0, expected.labels > 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.zarr", "stack.zarr"]

@@ -273,6 +273,13 @@ def _n_pixels(shape) -> int:
     return int(math.prod(shape))
 
 
+def streams_to_zarr(src: str | os.PathLike[str], data, out: str | os.PathLike[str]) -> bool:
+    """Whether ``data`` (read from ``src``) goes to ``out`` tile by tile (:func:`segment_to_zarr`):
+    a ``.zarr`` output of a ``.zarr`` input or of more than :data:`BIG_PIXELS` pixels."""
+    big = Path(src).suffix.lower() == ".zarr" or _n_pixels(getattr(data, "shape", ())) > BIG_PIXELS
+    return Path(out).suffix.lower() == ".zarr" and big
+
+
 def process_file(
     src: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -298,8 +305,7 @@ def process_file(
 
         data, file_axes = read_image(src)
         settings_axes = settings.axes or file_axes
-        big = src.suffix.lower() == ".zarr" or _n_pixels(getattr(data, "shape", ())) > BIG_PIXELS
-        if out.suffix.lower() == ".zarr" and big:
+        if streams_to_zarr(src, data, out):
             local = BatchSettings(**{**settings.__dict__, "axes": settings_axes})
             segment_to_zarr(data, out, local, overwrite=True, progress=progress, cancel=cancel)
             return "done", ""

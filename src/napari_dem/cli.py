@@ -9,6 +9,7 @@ a temporary name and renamed when complete; an existing output is refused unless
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -364,6 +365,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .api import segment_image
+    from .batch import segment_to_zarr, streams_to_zarr
     from .core.progress import StderrProgress
     from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
 
@@ -384,6 +386,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
         try:
             data, axes, name = _load_input(spec, args.axes)
             progress = None if args.quiet else StderrProgress(f"{name}: ")
+            if not args.overlay and streams_to_zarr(spec, data, out_path):
+                # a big stack: labels go to the zarr tile by tile, never whole in memory
+                settings = dataclasses.replace(_settings_from_args(args), axes=axes)
+                segment_to_zarr(data, Path(out_path), settings, overwrite=args.overwrite, progress=progress)
+                if not args.quiet:
+                    took = time.perf_counter() - t0
+                    print(f"{name}: written tile by tile -> {out_path} ({took:.1f} s)", file=sys.stderr)
+                continue
             result = segment_image(
                 data, axes, model=args.model, progress=progress, **_settings_from_args(args).segment_kwargs()
             )

@@ -1,11 +1,15 @@
 """Image clustering: a small convolutional auto-encoder plus one of three clustering objectives.
 
-* ``dem``: DEM's losses on per-image latent codes. Each mini-batch of codes is standardised
-  (centred, one common scale, as :func:`napari_dem.core.model.standardize`), a diagonal GMM is
-  fitted to it by a few unrolled EM steps (:func:`fit_gmm`, differentiable), and the loss is
-  ``nll_w * NLL + entropy_w * H(resp) - balance_w * H(mean resp) + recon_w * MSE``. The balance
-  term (DEPICT's uniform prior) keeps the NLL from collapsing everything into one clump. The
-  final mixture is a batch EM with many steps on all embeddings (k-means++ start).
+* ``dem``: DEM's losses on per-image latent codes. After pretraining, each image's nearest
+  neighbours are mined once from the codes and an online-EM mixture (:class:`OnlineGMM`) is
+  started on all codes. Per mini-batch, the codes of the images and of one neighbour each are
+  standardised together (centred, one common scale), a diagonal GMM is fitted by a few
+  unrolled, differentiable EM steps (:func:`fit_gmm`) started from the online mixture, and the
+  online mixture takes the batch's statistics. Loss: ``recon_w * MSE + nll_w * NLL +
+  entropy_w * H(resp) - balance_w * H(mean resp) - neighbour_w * log <resp_i, resp_j>``. The
+  balance term (DEPICT's uniform prior) keeps the NLL from emptying components; neighbour
+  agreement (as in SCAN) makes the codes group by content rather than by style. The final
+  mixture is batch EM (100 steps) on all codes, started from the online mixture.
 * ``depict``: softmax head on the embedding, trained with KL(q || p) against sharpened targets
   ``q ∝ p^2 / f`` (re-estimated every epoch) plus reconstruction; head initialised by k-means.
 * ``nmm``: neural mixture model trained by batch-wise EM: the last layer outputs K
@@ -87,9 +91,9 @@ def prepare_images(stack: np.ndarray | list[np.ndarray], size: int = 28) -> tupl
 
 
 def _block(c_in: int, c_out: int, k: int, transpose: bool = False) -> list[nn.Module]:
+    """A stride-2 (transposed) convolution, batch norm, leaky ReLU."""
     conv = nn.ConvTranspose2d if transpose else nn.Conv2d
-    pad = 1
-    return [conv(c_in, c_out, k, 2, pad), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1)]
+    return [conv(c_in, c_out, k, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.1)]
 
 
 class ConvAE(nn.Module):

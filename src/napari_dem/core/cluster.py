@@ -199,8 +199,13 @@ class ClusterSettings:
 
 
 def _embed(model: ConvAE, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """Codes of all images, batch norm in inference mode (its running statistics untouched)."""
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
-        return torch.cat([model.encode(x[i : i + batch]) for i in range(0, len(x), batch)])
+        z = torch.cat([model.encode(x[i : i + batch]) for i in range(0, len(x), batch)])
+    model.train(was_training)
+    return z
 
 
 def _neighbours(z: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
@@ -319,9 +324,7 @@ def cluster_images(
     def refresh(step: int) -> None:
         """Per-epoch quantities: normalisation stats; DEPICT targets."""
         nonlocal targets, stats
-        model.eval()
         z = _embed(model, x_all.to(dev))
-        model.train()
         mean = z.mean(0, keepdim=True)
         stats = (mean, (z - mean).pow(2).mean().sqrt())
         if method == "depict":

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtWidgets import QLabel, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QWidget
 
 import napari_dem.core  # noqa: F401  (crash guard first)
 from napari_dem.core.layout import AxesError, guess_axes, parse_axes
@@ -276,6 +276,28 @@ class Job:
             self.pbar.close()
             self.pbar = None
         self.on_done(status)
+
+
+def fill_combo(combo: QComboBox, names: list[str], preferred: str | None = None) -> None:
+    """Refill a layer combo with ``names``, keeping its current choice, else ``preferred``;
+    no change signals fire while it is rebuilt."""
+    current = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    if current in names:
+        combo.setCurrentText(current)
+    elif preferred in names:
+        combo.setCurrentText(preferred)
+    combo.blockSignals(False)
+
+
+def combo_layer(viewer: napari.viewer.Viewer, combo: QComboBox, kind: type):
+    """The layer of type ``kind`` named by ``combo``, or ``None`` (gone, renamed, other type)."""
+    name = combo.currentText()
+    if name in viewer.layers and isinstance(viewer.layers[name], kind):
+        return viewer.layers[name]
+    return None
 
 
 class DemDockWidget(QWidget):

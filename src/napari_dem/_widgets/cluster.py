@@ -27,16 +27,15 @@ from qtpy.QtWidgets import (
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem._compat import block_triton_if_gl_loaded
+from napari_dem.core.cluster import METHODS  # the objectives of cluster_images
 
-from ._common import DemDockWidget, Job, data_shape, labels_geometry, level_data
+from ._common import DemDockWidget, Job, combo_layer, data_shape, fill_combo, labels_geometry, level_data
 from .segment import available_devices
 
 if TYPE_CHECKING:
     import napari
 
 MODES = ("Objects", "Frames")
-#: the objectives of :func:`napari_dem.core.cluster.cluster_images`
-METHODS = ("dem", "depict", "nmm")
 MAX_K = 50
 #: bounding boxes are enlarged by this fraction of their height/width on each side
 PAD = 0.2
@@ -152,18 +151,6 @@ class ClusterWidget(DemDockWidget):
         self.objects_box.setVisible(self.mode == "objects")
         self.validate()
 
-    @staticmethod
-    def _fill(combo: QComboBox, names: list[str], preferred: str | None) -> None:
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(names)
-        if current in names:
-            combo.setCurrentText(current)
-        elif preferred in names:
-            combo.setCurrentText(preferred)
-        combo.blockSignals(False)
-
     def _refresh_layers(self, event=None) -> None:
         active = self.viewer.layers.selection.active
         images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
@@ -173,21 +160,15 @@ class ClusterWidget(DemDockWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Labels) and META_KEY not in layer.metadata
         ]
-        self._fill(self.image_combo, images, active.name if isinstance(active, Image) else None)
-        self._fill(self.labels_combo, labels, active.name if isinstance(active, Labels) else None)
+        fill_combo(self.image_combo, images, active.name if isinstance(active, Image) else None)
+        fill_combo(self.labels_combo, labels, active.name if isinstance(active, Labels) else None)
         self.validate()
 
-    def _layer(self, combo: QComboBox, kind):
-        name = combo.currentText()
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
-            return self.viewer.layers[name]
-        return None
-
     def image_layer(self) -> Image | None:
-        return self._layer(self.image_combo, Image)
+        return combo_layer(self.viewer, self.image_combo, Image)
 
     def labels_layer(self) -> Labels | None:
-        return self._layer(self.labels_combo, Labels)
+        return combo_layer(self.viewer, self.labels_combo, Labels)
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core import refine as core_refine
 
-from ._common import DemDockWidget, Job, apply_undoable, level_data
+from ._common import DemDockWidget, Job, apply_undoable, combo_layer, fill_combo, level_data
 
 if TYPE_CHECKING:
     import napari
@@ -105,20 +105,12 @@ class RefineWidget(DemDockWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Labels) and not layer.metadata.get("dem_scribbles")
         ]
-        self.labels_combo.blockSignals(True)
-        self.labels_combo.clear()
-        self.labels_combo.addItems(names)
-        if current in names:
-            self.labels_combo.setCurrentText(current)
-        self.labels_combo.blockSignals(False)
+        fill_combo(self.labels_combo, names)
         if self.labels_combo.currentText() != current:
             self._on_labels_changed(self.labels_combo.currentText())
 
     def labels_layer(self) -> Labels | None:
-        name = self.labels_combo.currentText()
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Labels):
-            return self.viewer.layers[name]
-        return None
+        return combo_layer(self.viewer, self.labels_combo, Labels)
 
     def _on_labels_changed(self, name: str) -> None:
         layer = self.labels_layer()

@@ -30,7 +30,9 @@ from ._common import (
     Job,
     apply_undoable,
     axes_from_layer,
+    combo_layer,
     data_shape,
+    fill_combo,
     labels_geometry,
     level_data,
     pick_level,
@@ -151,26 +153,15 @@ class SegmentWidget(DemDockWidget):
     def _refresh_layers(self, event=None) -> None:
         current = self.image_combo.currentText()
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        elif names:
-            selected = self.viewer.layers.selection.active
-            if isinstance(selected, Image):
-                self.image_combo.setCurrentText(selected.name)
-        self.image_combo.blockSignals(False)
+        active = self.viewer.layers.selection.active
+        fill_combo(self.image_combo, names, active.name if isinstance(active, Image) else None)
         if self.image_combo.currentText() != current:
             self._on_image_changed(self.image_combo.currentText())
         else:
             self.validate()
 
     def image_layer(self) -> Image | None:
-        name = self.image_combo.currentText()
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], Image):
-            return self.viewer.layers[name]
-        return None
+        return combo_layer(self.viewer, self.image_combo, Image)
 
     def _on_image_changed(self, name: str) -> None:
         layer = self.image_layer()

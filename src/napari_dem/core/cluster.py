@@ -321,10 +321,12 @@ def cluster_images(
         pos += bs
         return idx
 
-    def refresh(step: int) -> None:
-        """Per-epoch quantities: normalisation stats; DEPICT targets."""
+    def refresh(z: torch.Tensor | None = None) -> None:
+        """Per-epoch quantities from the codes ``z`` (embedded now if not given): normalisation
+        stats; DEPICT targets."""
         nonlocal targets, stats
-        z = _embed(model, x_all.to(dev))
+        if z is None:
+            z = _embed(model, x_all.to(dev))
         mean = z.mean(0, keepdim=True)
         stats = (mean, (z - mean).pow(2).mean().sqrt())
         if method == "depict":
@@ -335,6 +337,7 @@ def cluster_images(
 
     for step in range(1, steps + 1):
         check_cancel(cancel)
+        codes = None  # this step's embedding of all images, when one was needed
         if step == n_pre + 1 and method == "dem":
             # mine neighbours in the pretrained code space; start the online mixture on all codes
             z = _standardize(_embed(model, x_all.to(dev)))
@@ -343,7 +346,8 @@ def cluster_images(
             online.partial_fit(z.cpu())
         if step == n_pre + 1 and method in ("depict", "nmm"):
             # initialise the head from the pretrained embedding (k-means)
-            z = _standardize(_embed(model, x_all.to(dev)))
+            codes = _embed(model, x_all.to(dev))
+            z = _standardize(codes)
             params, resp = _final_gmm(z, k, gen, s.reg_covar)
             mu = params.means[0].detach()
             with torch.no_grad():
@@ -355,7 +359,7 @@ def cluster_images(
                     head_b.copy_(params.log_weights[0].detach())
             opt = torch.optim.Adam([*model.parameters(), head_w, head_b], lr=s.lr)
         if step > n_pre and method in ("depict", "nmm") and (step - n_pre - 1) % steps_per_epoch == 0:
-            refresh(step)
+            refresh(codes)
         idx = next_batch()
         xb = x_all[idx].to(dev)
         if use_views:

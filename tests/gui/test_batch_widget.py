@@ -9,24 +9,13 @@ pytestmark = pytest.mark.gui
 
 pytest.importorskip("napari")
 
+from gui_helpers import dock, run_job  # noqa: E402
+
 import napari_dem.core  # noqa: F401,E402  (crash guard first)
 from napari_dem.data.synthetic import synthetic_nuclei  # noqa: E402
 
 BATCH = "Batch (DEM)"
 TIMEOUT = 60_000
-
-
-def _dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-dem", BATCH)
-    return widget
-
-
-def _run(qtbot, widget, expect="done"):
-    job = widget.run()
-    assert job is not None, widget.message.text()
-    qtbot.waitUntil(lambda: widget.last_status is not None, timeout=TIMEOUT)
-    assert widget.last_status == expect, widget.message.text()
-    return job
 
 
 def _write_images(folder, n, shape=(64, 64)):
@@ -42,7 +31,7 @@ def _write_images(folder, n, shape=(64, 64)):
 
 
 def _folder_widget(viewer, src, out):
-    w = _dock(viewer)
+    w = dock(viewer, BATCH)
     w.source_combo.setCurrentText("a folder")
     w.folder_edit.setText(str(src))
     w.pattern_edit.setText("*.tif")
@@ -58,7 +47,7 @@ def test_batch_widget_loads(make_napari_viewer):
     from napari_dem._widgets import BatchWidget
 
     viewer = make_napari_viewer()
-    w = _dock(viewer)
+    w = dock(viewer, BATCH)
     assert isinstance(w, BatchWidget)
     assert w.source_combo.currentText() == "a layer"
     assert [w.format_combo.itemText(i) for i in range(w.format_combo.count())] == [".tif", ".zarr", ".npy"]
@@ -75,7 +64,7 @@ def test_folder_run_then_rerun_skips(make_napari_viewer, qtbot, tmp_path):
     out = tmp_path / "out"
     w = _folder_widget(viewer, tmp_path / "in", out)
     n_layers = len(viewer.layers)
-    _run(qtbot, w)
+    run_job(qtbot, w)
     assert len(w.summary.done) == 3 and not w.summary.skipped and not w.summary.failed
     assert w.summary.line() in w.message.text()
     assert w.run_button.text() == "Run"
@@ -89,7 +78,7 @@ def test_folder_run_then_rerun_skips(make_napari_viewer, qtbot, tmp_path):
 
     # resumable: a second run recomputes nothing
     mtimes = {p: p.stat().st_mtime_ns for p in out.iterdir()}
-    _run(qtbot, w)
+    run_job(qtbot, w)
     assert len(w.summary.skipped) == 3 and not w.summary.done
     assert w.summary.line() in w.message.text()
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
@@ -102,7 +91,7 @@ def test_folder_corrupt_file_failed_rest_done(make_napari_viewer, qtbot, tmp_pat
     out = tmp_path / "out"
     w = _folder_widget(viewer, tmp_path / "in", out)
     w.format_combo.setCurrentText(".npy")
-    _run(qtbot, w)
+    run_job(qtbot, w)
     assert len(w.summary.done) == 2
     assert [src for src, _ in w.summary.failed] == [str(tmp_path / "in" / "broken.tif")]
     assert "1 failed" in w.message.text() and "broken.tif" in w.message.text()
@@ -118,11 +107,11 @@ def test_layer_run_adds_labels_with_geometry(make_napari_viewer, qtbot, tmp_path
     layer = viewer.add_image(
         img, name="movie", scale=(2.0, 0.5, 0.25), translate=(10.0, -5.0, 3.0), axis_labels=("t", "y", "x")
     )
-    w = _dock(viewer)
+    w = dock(viewer, BATCH)
     w.image_combo.setCurrentText("movie")
     w.format_combo.setCurrentText(fmt)
     w.out_edit.setText(str(tmp_path / "out"))
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = w.labels_layer
     assert labels.name in viewer.layers and viewer.layers[-1].name == labels.name == "movie DEM labels"
     assert labels.data.shape == img.shape, (labels.data.shape, w._plan["axes"])
@@ -144,7 +133,7 @@ def test_cancel_leaves_no_layer_and_no_file(make_napari_viewer, qtbot, tmp_path)
     viewer = make_napari_viewer()
     img = synthetic_nuclei((30, 128, 128), seed=4)[0]
     viewer.add_image(img, name="long", axis_labels=("t", "y", "x"))
-    w = _dock(viewer)
+    w = dock(viewer, BATCH)
     w.out_edit.setText(str(tmp_path / "out"))
     n_layers = len(viewer.layers)
     job = w.run()
@@ -160,7 +149,7 @@ def test_cancel_leaves_no_layer_and_no_file(make_napari_viewer, qtbot, tmp_path)
 
 def test_bad_settings_show_message(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    w = _dock(viewer)
+    w = dock(viewer, BATCH)
     # layer source without a layer
     w.out_edit.setText(str(tmp_path / "out"))
     assert w.run() is None and "Image layer" in w.message.text()

@@ -16,28 +16,13 @@ pytestmark = pytest.mark.gui
 
 pytest.importorskip("napari")
 
+from gui_helpers import dock, run_job  # noqa: E402
+
 import napari_dem.core  # noqa: F401,E402  (crash guard first)
 
 CLUSTER = "Cluster objects (DEM)"
 TIMEOUT = 180_000  # about 4 s on 2 idle cores; generous for a busy machine
 STEPS = 60  # enough to run every stage; accuracy is not checked here
-
-
-def _dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-dem", CLUSTER)
-    return widget
-
-
-def _run(qtbot, widget, expect="done"):
-    job = widget.run()
-    assert job is not None, widget.message.text()
-    try:
-        qtbot.waitUntil(lambda: widget.last_status is not None, timeout=TIMEOUT)
-    except BaseException:
-        widget.cancel()  # leave no worker running into the next test
-        raise
-    assert widget.last_status == expect, widget.message.text()
-    return job
 
 
 def _shapes_scene(n_each: int = 30, cell: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +55,7 @@ def _objects_widget(viewer, scene, **layer_kwargs):
     image, labels = scene
     viewer.add_image(image, name="shapes", **layer_kwargs)
     lab = viewer.add_labels(labels.copy(), name="objects", **layer_kwargs)
-    w = _dock(viewer)
+    w = dock(viewer, CLUSTER)
     w.image_combo.setCurrentText("shapes")
     w.labels_combo.setCurrentText("objects")
     w.steps_spin.setValue(STEPS)
@@ -82,7 +67,7 @@ def test_cluster_widget_loads(make_napari_viewer):
     from napari_dem._widgets import ClusterWidget
 
     viewer = make_napari_viewer()
-    w = _dock(viewer)
+    w = dock(viewer, CLUSTER)
     assert isinstance(w, ClusterWidget)
     assert [w.mode_combo.itemText(i) for i in range(w.mode_combo.count())] == ["Objects", "Frames"]
     assert [w.method_combo.itemText(i) for i in range(w.method_combo.count())] == ["dem", "depict", "nmm"]
@@ -104,7 +89,7 @@ def test_objects_run_adds_cluster_labels(make_napari_viewer, qtbot, tmp_path, sc
     k = 3
     w.clusters_spin.setValue(k)
     n_layers = len(viewer.layers)
-    _run(qtbot, w)
+    run_job(qtbot, w, timeout=TIMEOUT)
 
     assert len(viewer.layers) == n_layers + 1
     assert w.clusters_layer.name == viewer.layers[-1].name == "objects clusters"
@@ -173,14 +158,14 @@ def test_frames_mode_table_metadata_and_csv(make_napari_viewer, qtbot, tmp_path,
     frames = crops[:12]
     viewer = make_napari_viewer()
     layer = viewer.add_image(frames, name="frames", axis_labels=("t", "y", "x"))
-    w = _dock(viewer)
+    w = dock(viewer, CLUSTER)
     w.mode_combo.setCurrentText("Frames")
     assert not w.objects_box.isVisibleTo(w)
     w.image_combo.setCurrentText("frames")
     w.steps_spin.setValue(STEPS)
     w.device_combo.setCurrentText("cpu")
     n_layers = len(viewer.layers)
-    _run(qtbot, w)
+    run_job(qtbot, w, timeout=TIMEOUT)
 
     assert len(viewer.layers) == n_layers  # Frames adds no layer
     assert w.clusters_layer is None
@@ -226,7 +211,7 @@ def test_bad_settings_show_message(make_napari_viewer, scene):
 
     image, labels = scene
     viewer = make_napari_viewer()
-    w = _dock(viewer)
+    w = dock(viewer, CLUSTER)
     assert w.run() is None and "Image layer" in w.message.text()
     viewer.add_image(image, name="shapes")
     assert w.run() is None and "Labels layer" in w.message.text()

@@ -12,25 +12,14 @@ pytestmark = pytest.mark.gui
 
 pytest.importorskip("napari")
 
+from gui_helpers import dock, run_job  # noqa: E402
+
 import napari_dem.core  # noqa: F401,E402  (crash guard first)
 from napari_dem.data.synthetic import synthetic_nuclei  # noqa: E402
 
 SEGMENT = "Segment (DEM)"
 REFINE = "Refine labels (DEM)"
 TIMEOUT = 60_000
-
-
-def _dock(viewer, name):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-dem", name)
-    return widget
-
-
-def _run(qtbot, widget, timeout=TIMEOUT):
-    job = widget.run()
-    assert job is not None, widget.message.text()
-    qtbot.waitUntil(lambda: widget.last_status is not None, timeout=timeout)
-    assert widget.last_status == "done", widget.message.text()
-    return job
 
 
 @pytest.fixture
@@ -42,8 +31,8 @@ def test_widgets_load(make_napari_viewer):
     from napari_dem._widgets import RefineWidget, SegmentWidget
 
     viewer = make_napari_viewer()
-    assert isinstance(_dock(viewer, SEGMENT), SegmentWidget)
-    assert isinstance(_dock(viewer, REFINE), RefineWidget)
+    assert isinstance(dock(viewer, SEGMENT), SegmentWidget)
+    assert isinstance(dock(viewer, REFINE), RefineWidget)
 
 
 def test_geometry_scaled_translated_3d(make_napari_viewer, qtbot):
@@ -57,9 +46,9 @@ def test_geometry_scaled_translated_3d(make_napari_viewer, qtbot):
         axis_labels=("z", "y", "x"),
         units=("um", "um", "um"),
     )
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     assert w.axes_edit.text() == "ZYX"
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = viewer.layers["stack DEM labels"]
     assert labels.data.shape == img.shape
     assert set(np.unique(labels.data)) <= {1, 2, 3}
@@ -75,9 +64,9 @@ def test_rgb_and_channel_axes_dropped(make_napari_viewer, qtbot, img2d):
     viewer = make_napari_viewer()
     rgb = np.stack([img2d, img2d // 2, img2d // 3], axis=-1).astype(np.uint8)
     layer = viewer.add_image(rgb, name="rgb", rgb=True, scale=(0.5, 0.25), translate=(1, 2))
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     assert w.axes_edit.text() == "YXC"
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = viewer.layers["rgb DEM labels"]
     assert labels.data.shape == img2d.shape
     np.testing.assert_allclose(labels.scale, layer.scale)
@@ -87,7 +76,7 @@ def test_rgb_and_channel_axes_dropped(make_napari_viewer, qtbot, img2d):
     viewer.add_image(multi, name="two channels", axis_labels=("c", "y", "x"), scale=(1, 3, 4))
     w.image_combo.setCurrentText("two channels")
     assert w.axes_edit.text() == "CYX"
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = viewer.layers["two channels DEM labels"]
     assert labels.data.shape == img2d.shape
     np.testing.assert_allclose(labels.scale, (3, 4))
@@ -98,11 +87,11 @@ def test_timelapse_axes_and_current_slice(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     stack = np.stack([synthetic_nuclei((48, 48), seed=s)[0] for s in range(4)])
     viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     assert w.axes_edit.text() == "TYX"
     viewer.dims.set_current_step(0, 2)
     w.slice_check.setChecked(True)
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = viewer.layers["movie DEM labels"].data
     assert labels.shape == stack.shape
     assert labels[2].min() >= 1
@@ -113,7 +102,7 @@ def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     big = np.stack([synthetic_nuclei((256, 256), seed=s % 3)[0] for s in range(120)])
     viewer.add_image(big, name="big", axis_labels=("t", "y", "x"), contrast_limits=(0, 65535))
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     n_layers = len(viewer.layers)
     job = w.run()
     assert job is not None, w.message.text()
@@ -135,20 +124,20 @@ def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
 def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
     viewer = make_napari_viewer()
     viewer.add_image(img2d, name="img")
-    w = _dock(viewer, SEGMENT)
-    _run(qtbot, w)
+    w = dock(viewer, SEGMENT)
+    run_job(qtbot, w)
     layer = viewer.layers["img DEM labels"]
     first = layer.data.copy()
     n_layers = len(viewer.layers)
     w.clusters_spin.setValue(2)
-    _run(qtbot, w)
+    run_job(qtbot, w)
     assert len(viewer.layers) == n_layers
     assert viewer.layers["img DEM labels"] is layer
     assert layer.data.max() == 2 and not np.array_equal(layer.data, first)
     layer.undo()
     np.testing.assert_array_equal(layer.data, first)
     w.new_layer_check.setChecked(True)
-    _run(qtbot, w)
+    run_job(qtbot, w)
     assert len(viewer.layers) == n_layers + 1
 
 
@@ -178,9 +167,9 @@ def test_dask_input_not_materialised(make_napari_viewer, qtbot):
     guarded = Guarded(x.dask, x.name, x.chunks, meta=x._meta)
     viewer = make_napari_viewer()
     viewer.add_image(guarded, name="lazy", axis_labels=("t", "y", "x"), contrast_limits=(0, 65535))
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     w.mode_combo.setCurrentText("2d")
-    _run(qtbot, w)
+    run_job(qtbot, w)
     labels = viewer.layers["lazy DEM labels"].data
     assert labels.shape == frames.shape and labels.min() >= 1
     assert reads and max(reads) < frames.size
@@ -193,7 +182,7 @@ def test_dask_input_not_materialised(make_napari_viewer, qtbot):
 def test_bad_settings_show_message(make_napari_viewer, qtbot, img2d, field, value, needle):
     viewer = make_napari_viewer()
     viewer.add_image(img2d, name="img")
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     assert w.message.text() == ""
     if field == "axes":
         w.axes_edit.setText(value)
@@ -214,11 +203,11 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(40)])
     viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
-    w = _dock(viewer, SEGMENT)
+    w = dock(viewer, SEGMENT)
     # A first quick run creates the labels layer: napari's first Labels layer on a
     # canvas compiles its shaders in the GUI thread (a napari cost, not the run's).
     w.slice_check.setChecked(True)
-    _run(qtbot, w)
+    run_job(qtbot, w)
     w.slice_check.setChecked(False)
     qtbot.wait(50)
     beats: list[float] = []
@@ -228,7 +217,7 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     timer.start()
     qtbot.waitUntil(lambda: len(beats) >= 3, timeout=2000)
     t0 = time.perf_counter()
-    _run(qtbot, w)
+    run_job(qtbot, w)
     qtbot.waitUntil(lambda: beats[-1] > time.perf_counter() - 0.05, timeout=2000)
     timer.stop()
     run_beats = [b for b in beats if b >= t0 - 0.05]
@@ -243,9 +232,9 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
 def test_refine_edits_are_undoable(make_napari_viewer, qtbot, img2d):
     viewer = make_napari_viewer()
     viewer.add_image(img2d, name="img")
-    seg = _dock(viewer, SEGMENT)
-    _run(qtbot, seg)
-    ref = _dock(viewer, REFINE)
+    seg = dock(viewer, SEGMENT)
+    run_job(qtbot, seg)
+    ref = dock(viewer, REFINE)
     layer = viewer.layers["img DEM labels"]
     assert ref.labels_combo.currentText() == layer.name
     before = layer.data.copy()
@@ -277,10 +266,10 @@ def test_refine_with_scribbles(make_napari_viewer, qtbot):
     img, mask = synthetic_nuclei((64, 64), seed=1)
     viewer = make_napari_viewer()
     viewer.add_image(img, name="img")
-    seg = _dock(viewer, SEGMENT)
+    seg = dock(viewer, SEGMENT)
     seg.clusters_spin.setValue(2)
-    _run(qtbot, seg)
-    ref = _dock(viewer, REFINE)
+    run_job(qtbot, seg)
+    ref = dock(viewer, REFINE)
     layer = viewer.layers["img DEM labels"]
     before = layer.data.copy()
     assert ref.refine_with_scribbles() is None  # nothing painted yet: a message

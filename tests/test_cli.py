@@ -190,3 +190,28 @@ def test_single_zarr_stack_is_written_tile_by_tile(tmp_path: Path, capsys) -> No
     assert labels.shape == stack.shape
     assert np.array_equal(labels > 0, expected.labels > 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.zarr", "stack.zarr"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes"),
+    [((1500, 1500, 3), None), ((3, 8, 300, 300), "CZYX")],
+    ids=["rgb-1500x1500x3", "czyx-3x8x300x300"],
+)
+def test_large_multichannel_images_segment(tmp_path: Path, shape, axes) -> None:
+    """Above ~2 Mpx the normalisation subsample used to stride the channel axis away
+    ("size of tensor a (3) must match ... b (2)")."""
+    rng = np.random.default_rng(0)
+    img = (rng.random(shape) * 50).astype(np.uint8)
+    c_axis = 2 if axes is None else 0
+    bright = [slice(None)] * len(shape)
+    bright[-2 if axes else 0] = slice(100, 300)
+    bright[-1 if axes else 1] = slice(100, 300)
+    img[tuple(bright)] += 150  # one bright square in every channel
+    src, out = tmp_path / "big.tif", tmp_path / "labels.tif"
+    tifffile.imwrite(src, img)
+    args = ["segment", str(src), "-o", str(out), "-q", "--clusters", "2", "--mode", "2d"]
+    assert main([*args, *(["--axes", axes] if axes else [])]) == 0
+    labels = tifffile.imread(out)
+    assert labels.shape == tuple(s for i, s in enumerate(shape) if i != c_axis)
+    square = labels[..., 150:250, 150:250]
+    assert (square == square.max()).mean() > 0.95  # the square is the brighter cluster

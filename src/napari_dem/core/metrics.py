@@ -52,3 +52,22 @@ def clustering_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
     np.add.at(cont, (p, t), 1)
     rows, cols = linear_sum_assignment(-cont)
     return float(cont[rows, cols].sum() / len(true))
+
+
+def matched_class_dice(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean Dice of the true classes after a one-to-one (Hungarian) matching of predicted labels.
+
+    Every true class counts, matched or not (unmatched: Dice 0). Pixels of a predicted
+    label left unmatched count against the Dice of the true classes they cover, so
+    splitting a class in two, or predicting too many labels, costs.
+    """
+    _, t = np.unique(np.asarray(true).ravel(), return_inverse=True)
+    _, p = np.unique(np.asarray(pred).ravel(), return_inverse=True)
+    cont = np.zeros((p.max() + 1, t.max() + 1), dtype=np.float64)
+    np.add.at(cont, (p, t), 1)
+    size_p, size_t = cont.sum(1), cont.sum(0)
+    dice = 2 * cont / (size_p[:, None] + size_t[None, :])
+    rows, cols = linear_sum_assignment(-dice)
+    per_class = np.zeros(len(size_t))
+    per_class[cols] = dice[rows, cols]
+    return float(per_class.mean())

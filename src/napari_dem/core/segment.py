@@ -141,8 +141,12 @@ def normalization(image, layout: Layout, max_samples: int = 2_000_000) -> tuple[
     Percentiles, as in CSBDeep/StarDist, keep a few hot pixels from squashing the
     contrast. A subsample keeps this cheap and bounded on dask/zarr stacks.
     """
-    step = max(1, math.ceil((math.prod(layout.shape) / max_samples) ** (1 / len(layout.shape))))
-    sample = np.asarray(image[tuple(slice(None, None, step) for _ in layout.shape)], dtype=np.float64)
+    # Stride the non-channel axes only: striding C too dropped channels (and a later
+    # reshape then failed) on any multichannel image above ~2 Mpx.
+    sizes = [s for a, s in zip(layout.axes, layout.shape, strict=True) if a != "C"]
+    step = max(1, math.ceil((math.prod(sizes) * layout.channels / max_samples) ** (1 / len(sizes))))
+    index = tuple(slice(None) if a == "C" else slice(None, None, step) for a in layout.axes)
+    sample = np.asarray(image[index], dtype=np.float64)
     if not np.isfinite(sample).all():
         raise ValueError("the image contains NaN or infinite values; replace them first")
     c_axis = layout.axes.index("C") if "C" in layout.axes else None

@@ -56,8 +56,13 @@ def synthetic_nuclei(
     noise: str | float = "medium",
     seed: int = 0,
     dtype: type = np.uint16,
+    illumination: float = 0.4,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image, instance labels) of synthetic nuclei in 2D (``(Y, X)``) or 3D (``(Z, Y, X)``)."""
+    """(image, instance labels) of synthetic nuclei in 2D (``(Y, X)``) or 3D (``(Z, Y, X)``).
+
+    ``illumination`` is the strength of the linear illumination gradient across the field
+    (0.4: mild; 1.0: the background at one edge is several times that at the other).
+    """
     rng = np.random.default_rng(seed)
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3):
@@ -77,8 +82,8 @@ def synthetic_nuclei(
     # Uneven illumination and background.
     grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
     tilt = sum(rng.uniform(-0.5, 0.5) * g for g in grids)
-    illum = 1.0 + 0.4 * tilt
-    background = 0.08 + 0.06 * (tilt + 1) / 2
+    illum = 1.0 + illumination * tilt
+    background = 0.08 + 0.06 * (illumination / 0.4) * (tilt + 1) / 2
     clean = signal * illum + background
     photons = 200.0
     noisy = rng.poisson(np.clip(clean, 0, None) * photons) / photons

@@ -69,24 +69,54 @@ def fill_holes(labels: np.ndarray, background: int = 0) -> np.ndarray:
     return out
 
 
+def object_radius(foreground: np.ndarray) -> float:
+    """Typical object radius (pixels) of a foreground mask: ``(ndim + 1)`` times the mean
+    distance of its pixels to the background.
+
+    For a disc of radius R the mean distance is R / 3 (a ball: R / 4), and touching
+    objects keep their own distances, so no splitting is needed first. 0 for no foreground.
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    if not fg.any():
+        return 0.0
+    # Distances run between pixel centres: an edge pixel is 1 from the background, not 0.5.
+    return float((fg.ndim + 1) * max(ndi.distance_transform_edt(fg)[fg].mean() - 0.5, 0.5))
+
+
+def split_parameters(radius: float) -> tuple[int, float]:
+    """(min_distance, smooth) of the watershed for objects of ``radius`` pixels.
+
+    Scaled so that the DSB2018 nuclei (estimated radius 11 px) get the values measured
+    best there (6, 2): seeds closer than about half a radius belong to one object, and the
+    distance map is smoothed over a fifth of a radius. Big nuclei are no longer over-split.
+    """
+    r = max(float(radius), 1.0)
+    return max(2, round(0.55 * r)), max(0.5, r / 5.5)
+
+
 def split_instances(
     foreground: np.ndarray,
     *,
-    min_distance: int = 6,
-    smooth: float = 2.0,
+    min_distance: int | None = None,
+    smooth: float | None = None,
     min_size: int = 8,
 ) -> np.ndarray:
     """Separate touching objects: distance transform, smoothed maxima as seeds, watershed.
 
     ``min_distance`` (pixels) keeps two seeds of one elongated object from both
     surviving; ``smooth`` blurs the distance map so that a ragged edge does not add
-    spurious maxima. Objects under ``min_size`` pixels are dropped. Returns int32
-    instance labels, 0 = background.
+    spurious maxima; ``None`` (default) scales each to the estimated object size
+    (:func:`object_radius`, :func:`split_parameters`). Objects under ``min_size``
+    pixels are dropped. Returns int32 instance labels, 0 = background.
     """
     fg = ndi.binary_fill_holes(foreground.astype(bool))
     if not fg.any():
         return np.zeros(fg.shape, dtype=np.int32)
     fg = morphology.remove_small_objects(fg, max_size=max(min_size - 1, 0)) if min_size > 1 else fg
+    if min_distance is None or smooth is None:
+        auto_distance, auto_smooth = split_parameters(object_radius(fg))
+        min_distance = auto_distance if min_distance is None else min_distance
+        smooth = auto_smooth if smooth is None else smooth
     dist = ndi.distance_transform_edt(fg)
     if smooth > 0:
         dist = ndi.gaussian_filter(dist, smooth)
@@ -110,8 +140,8 @@ def instances_from_labels(
     background: int = 1,
     *,
     spatial_ndim: int | None = None,
-    min_distance: int = 6,
-    smooth: float = 2.0,
+    min_distance: int | None = None,
+    smooth: float | None = None,
     min_size: int = 8,
 ) -> np.ndarray:
     """Every cluster but ``background`` -> separated objects, 0 = background.

@@ -1,0 +1,235 @@
+"""Model selection from the data: how many clusters, objects or classes, which clusters are objects.
+
+Why here, and why these rules: a user presses Run without knowing what K or
+"background" mean, so the fit decides them, from the same bounded sample the
+mixture is fitted on (cheap on any image size). Each rule is a pure function of
+numpy arrays, tested on its own:
+
+- **K** = the number of *modes* of the denoised intensity distribution (a 1D Gaussian
+  mixture with up to :data:`MAX_AUTO_K` components, whose components are merged when
+  their two-component density has no dip between the means; Hennig 2010). Criteria
+  such as BIC pick the largest K on every image we tried, because pixel intensities
+  are neither Gaussian nor independent; modes are what a person calls "classes".
+- **Objects or classes**: objects are compact islands (at least :data:`MIN_OBJECTS` of
+  them, mean solidity at least :data:`MIN_SOLIDITY`, none over :data:`MAX_ISLAND` of the
+  field, each touching group split as for instances) in a background that covers at
+  least :data:`MIN_BACKGROUND` of the field; with three or more clusters they must also
+  be smaller than every background region (:data:`SIZE_RATIO`). The background is the darkest or the
+  brightest cluster(s) (up to ``K - 1`` of them, from that end), whichever makes the
+  most compact islands: that also decides the polarity (bright objects on dark,
+  dark objects on bright). Anything else (tessellating regions, one big object,
+  nested shells) is classes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+#: Largest K the automatic choice considers.
+MAX_AUTO_K = 6
+#: A two-component density whose minimum between the means stays above this fraction of
+#: the lower peak has no real dip: the components are one mode.
+DIP_RATIO = 0.8
+#: Points of the 1D intensity mixture fit (a subsample of the fit's sample).
+MODE_POINTS = 20_000
+MIN_OBJECTS = 3
+MIN_SOLIDITY = 0.8
+MIN_BACKGROUND = 0.2
+#: No single object covers more than this fraction of the field; a piece that does is a "sea".
+MAX_ISLAND = 0.25
+#: With three or more clusters, objects are smaller than this fraction of every background region.
+SIZE_RATIO = 0.6
+
+
+def _fit_1d_gmm(x: np.ndarray, k: int, rng: np.random.Generator, steps: int = 60) -> tuple[np.ndarray, ...]:
+    """(weights, means, variances) of a 1D Gaussian mixture by EM from quantile starts."""
+    means = np.quantile(x, (np.arange(k) + 0.5) / k) + rng.normal(scale=1e-6, size=k)
+    var = np.full(k, x.var() / k**2 + 1e-8)
+    w = np.full(k, 1.0 / k)
+    floor = 1e-4 * x.var() + 1e-12
+    for _ in range(steps):
+        logp = np.log(w) - 0.5 * ((x[:, None] - means) ** 2 / var + np.log(2 * np.pi * var))
+        logp -= logp.max(1, keepdims=True)
+        r = np.exp(logp)
+        r /= r.sum(1, keepdims=True)
+        nk = r.sum(0) + 1e-12
+        w = nk / nk.sum()
+        means = (r * x[:, None]).sum(0) / nk
+        var = (r * (x[:, None] - means) ** 2).sum(0) / nk + floor
+    return w, means, var
+
+
+def density_modes(density: np.ndarray, ratio: float = DIP_RATIO) -> int:
+    """Modes of a sampled 1D density: local maxima, where two neighbouring maxima count as one
+    unless the density between them dips below ``ratio`` times the lower of the two."""
+    d = np.asarray(density, dtype=np.float64)
+    inner = (d[1:-1] > d[:-2]) & (d[1:-1] >= d[2:])
+    peaks = list(np.flatnonzero(inner) + 1)
+    if d[0] > d[1]:
+        peaks.insert(0, 0)
+    if d[-1] > d[-2]:
+        peaks.append(len(d) - 1)
+    merged = True
+    while merged and len(peaks) > 1:
+        merged = False
+        # Merge the shallowest valley first, so that the survivors are the prominent modes.
+        depth = [d[a : b + 1].min() / min(d[a], d[b]) for a, b in itertools.pairwise(peaks)]
+        i = int(np.argmax(depth))
+        if depth[i] >= ratio:
+            a, b = peaks[i], peaks[i + 1]
+            peaks[i : i + 2] = [a if d[a] >= d[b] else b]
+            merged = True
+    return max(1, len(peaks))
+
+
+def count_modes(values: np.ndarray, seed: int = 0, k_max: int = MAX_AUTO_K) -> int:
+    """Number of modes of ``values`` (1D): the prominent maxima of a ``k_max``-component
+    Gaussian mixture density fitted to them (a smooth density estimate that does not
+    depend on a histogram's bin width)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    rng = np.random.default_rng(seed)
+    if len(x) > MODE_POINTS:
+        x = x[rng.choice(len(x), MODE_POINTS, replace=False)]
+    if len(x) < 2 or np.ptp(x) == 0:
+        return 1
+    x = (x - x.mean()) / x.std()
+    w, mu, var = _fit_1d_gmm(x, k_max, rng)
+    grid = np.linspace(x.min(), x.max(), 1024)
+    dens = (w * np.exp(-0.5 * (grid[:, None] - mu) ** 2 / var) / np.sqrt(var)).sum(1)
+    return density_modes(dens)
+
+
+def choose_k(intensity: np.ndarray, seed: int = 0) -> int:
+    """K for the mixture when none is given: the intensity modes, at least 2."""
+    return int(np.clip(count_modes(intensity, seed), 2, MAX_AUTO_K))
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """What :func:`choose_task` decided, with the evidence for it (reported to the user)."""
+
+    task: str  #: "objects" or "classes"
+    objects: tuple[int, ...]  #: label ids (1..K, by intensity) that are objects; empty for classes
+    polarity: str  #: "bright", "dark", or "" for classes
+    solidity: float  #: mean solidity of the islands of the best candidate
+    n_islands: int
+    background_fraction: float
+
+    def describe(self) -> str:
+        if self.task == "classes":
+            return (
+                "classes (no reading as compact objects on a background fits; the best had "
+                f"{self.n_islands} islands of solidity {self.solidity:.2f} on "
+                f"{self.background_fraction:.0%} background)"
+            )
+        ground = "dark" if self.polarity == "bright" else "bright"
+        return (
+            f"objects ({self.polarity} on {ground}: clusters {','.join(map(str, self.objects))}; "
+            f"{self.n_islands} islands, solidity {self.solidity:.2f}, "
+            f"background {self.background_fraction:.0%})"
+        )
+
+
+def _planes(labels: np.ndarray) -> list[np.ndarray]:
+    """The 2D planes the island rule looks at: the image, or three Z planes of a volume.
+
+    Solidity needs a convex hull, which is cheap and robust in 2D; a 3D blob is still a
+    convex blob in each of its planes, and nested 3D shells are not.
+    """
+    if labels.ndim == 2:
+        return [labels]
+    flat = labels.reshape(-1, *labels.shape[-2:])
+    return [flat[int(f * (len(flat) - 1))] for f in (0.25, 0.5, 0.75)]
+
+
+def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tuple[int, float, bool]:
+    """(islands, area-weighted mean solidity, has a sea) of a 2D ``foreground`` mask.
+
+    Touching objects are split first (distance-transform watershed, as for instances),
+    so that a crowd of round objects counts as round islands. Solidity = area / convex
+    hull area: near 1 for blobs, low for the branching regions of a tessellation. "Has a
+    sea": one piece covers more than ``max_fraction`` of the plane, which no object does.
+    """
+    from skimage.measure import regionprops
+
+    from .refine import split_instances
+
+    pieces = split_instances(foreground, min_distance=None, smooth=None, min_size=4)
+    props = regionprops(pieces)
+    if not props:
+        return 0, 0.0, False
+    areas = np.array([p.area for p in props], dtype=np.float64)
+    solid = np.array([p.solidity if p.area >= 3 else 0.0 for p in props])
+    pieces_before_split = np.bincount(ndi.label(foreground)[0].ravel())[1:]
+    sea = bool(len(pieces_before_split) and pieces_before_split.max() > max_fraction * foreground.size)
+    return len(props), float((solid * areas).sum() / areas.sum()), sea
+
+
+def _candidates(n_clusters: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(polarity, object ids) for every split of the clusters, ordered by intensity, into a
+    background at one end and objects at the other."""
+    ids = list(range(1, n_clusters + 1))
+    for j in range(1, n_clusters):
+        yield "bright", tuple(ids[j:])
+        yield "dark", tuple(ids[: n_clusters - j])
+
+
+def _candidate(
+    labels: np.ndarray, planes: list[np.ndarray], polarity: str, objects: tuple[int, ...], n_clusters: int
+) -> tuple[TaskChoice, bool]:
+    """The reading "``objects`` are the objects" and whether it passes every rule."""
+    from .refine import object_radius
+
+    stats = [island_stats(np.isin(p, objects)) for p in planes]
+    choice = TaskChoice(
+        "objects",
+        objects,
+        polarity,
+        solidity=float(np.mean([s[1] for s in stats])),
+        n_islands=int(np.median([s[0] for s in stats])),
+        background_fraction=1.0 - float(np.isin(labels, objects).mean()),
+    )
+    if (
+        choice.n_islands < MIN_OBJECTS
+        or choice.background_fraction < MIN_BACKGROUND
+        or choice.solidity < MIN_SOLIDITY
+        or any(s[2] for s in stats)
+    ):
+        return choice, False
+    if n_clusters == 2:
+        return choice, True
+    r_objects = float(np.mean([object_radius(np.isin(p, objects)) for p in planes]))
+    background = [k for k in range(1, n_clusters + 1) if k not in objects]
+    r_background = min(float(np.mean([object_radius(p == k) for p in planes])) for k in background)
+    return choice, r_objects < SIZE_RATIO * r_background
+
+
+def choose_task(labels: np.ndarray, n_clusters: int) -> TaskChoice:
+    """Objects or classes, and which clusters are objects, from a (possibly subsampled)
+    label image ``labels`` (1..K by intensity) of one frame or volume.
+
+    With two clusters there is always an object/background reading (and the classes
+    reading is the same partition), so the rule only picks the polarity. With three or
+    more, the objects must also be smaller than every background region
+    (:data:`SIZE_RATIO`): tissue classes form regions of comparable size.
+    """
+    planes = _planes(labels)
+    best: TaskChoice | None = None
+    evidence = TaskChoice("classes", (), "", 0.0, 0, 0.0)
+    for polarity, objects in _candidates(n_clusters):
+        choice, fits = _candidate(labels, planes, polarity, objects, n_clusters)
+        if choice.solidity > evidence.solidity:
+            evidence = choice
+        if fits and (best is None or choice.solidity > best.solidity):
+            best = choice
+    if best is None:
+        return TaskChoice(
+            "classes", (), "", evidence.solidity, evidence.n_islands, evidence.background_fraction
+        )
+    return best

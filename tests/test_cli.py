@@ -215,3 +215,23 @@ def test_large_multichannel_images_segment(tmp_path: Path, shape, axes) -> None:
     assert labels.shape == tuple(s for i, s in enumerate(shape) if i != c_axis)
     square = labels[..., 150:250, 150:250]
     assert (square == square.max()).mean() > 0.95  # the square is the brighter cluster
+
+
+def test_fit_on_labels_every_input_with_one_mixture(tmp_path: Path, nuclei2d) -> None:
+    """``--fit-on``: one range and mixture, fitted on some images, label all inputs."""
+    from napari_dem import DEMSegmenter
+
+    img = nuclei2d[0].astype(np.float32)
+    a, b = write_array(tmp_path / "a.npy", img), write_array(tmp_path / "b.npy", img * 1.6)
+    common = ["-q", "--device", "cpu"]
+    assert main(["segment", str(a), str(b), "-o", str(tmp_path / "own"), *common]) == 0
+    assert main(["segment", str(a), str(b), "-o", str(tmp_path / "one"), "--fit-on", str(a), *common]) == 0
+    assert main(["segment", str(b), "-o", str(tmp_path / "b.tif"), "--fit-on", str(a), *common]) == 0
+    own_a, own_b, one_a, one_b = (
+        tifffile.imread(tmp_path / d / f"{n}_labels.tif")
+        for d, n in [s.split() for s in ("own a", "own b", "one a", "one b")]
+    )
+    expected_b = DEMSegmenter(device="cpu").fit(img, "YX").predict(img * 1.6, "YX")
+    assert np.array_equal(one_a, own_a)  # a is the image the mixture was fitted on
+    assert np.array_equal(one_b, expected_b) and not np.array_equal(one_b, own_b)
+    assert np.array_equal(tifffile.imread(tmp_path / "b.tif"), expected_b)  # the single-file path too

@@ -187,11 +187,11 @@ def test_scribbles_must_fit_the_labels(tiny_model, nuclei2d) -> None:
 
 
 def test_grid_stride_terminates_with_more_units_than_samples() -> None:
-    from napari_dem.core.segment import _grid_stride
+    from napari_dem.core.tiles import grid_stride
 
-    assert _grid_stride(10, (64, 64), 200_000) == 1
-    assert _grid_stride(1000, (64, 64), 200_000) == 5  # 1000 * 13 * 13 <= 200 000
-    assert _grid_stride(500_000, (32, 32), 200_000) == 32  # one point per unit, no endless loop
+    assert grid_stride([(10, (64, 64))], 200_000) == 1
+    assert grid_stride([(1000, (64, 64))], 200_000) == 5  # 1000 * 13 * 13 <= 200 000
+    assert grid_stride([(500_000, (32, 32))], 200_000) == 32  # one point per unit, no endless loop
 
 
 def test_auto_mode_is_2d_for_stacks_too_thin_for_the_3d_model() -> None:

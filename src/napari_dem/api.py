@@ -3,6 +3,9 @@
 >>> from napari_dem.api import segment_image
 >>> out = segment_image(image, axes="ZYX", n_clusters=3, instances=True)
 >>> out.labels  # instance ids, 0 = background, same shape as image
+>>> later = segment_image(other, axes="ZYX", segmenter=out.semantic.segmenter)  # same classes
+
+For fitting once and predicting many images, use :class:`DEMSegmenter` directly.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import torch
 from .core.layout import parse_axes
 from .core.model import DEMModel, load_default_model, load_model, resolve_device
 from .core.progress import CancelToken, ProgressFn
-from .core.refine import background_id, instances_from_labels
-from .core.segment import SegmentationResult, segment
+from .core.refine import background_id, instances_per_frame
+from .core.segment import SegmentationResult
+from .core.segmenter import DEMSegmenter
 
 
 @dataclass
@@ -55,6 +59,8 @@ def segment_image(
     min_distance: int | None = None,
     smooth: float | None = None,
     min_size: int = 8,
+    segmenter: DEMSegmenter | None = None,
+    out: np.ndarray | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentOutput:
@@ -63,40 +69,52 @@ def segment_image(
     Semantic labels are ``1..K`` by increasing mean intensity (K = 3 in 2D and 2 in 3D
     when not given). With
     ``instances=True`` every cluster but ``background`` (``darkest``, ``brightest``
-    or an id) becomes separated objects (distance-transform watershed), 0 = background.
+    or an id) becomes separated objects (distance-transform watershed), 0 = background,
+    connected across Z when there is a Z axis, frame by frame along T.
+
+    ``segmenter``: an already fitted :class:`DEMSegmenter` (its K, mode and mixture;
+    ``n_clusters``, ``model``, ``mode``, ``device``, ``seed`` and ``tile_size`` are then
+    ignored): the labels get the same ids as in the images it was fitted on. Otherwise
+    one is fitted on ``image`` and returned in ``.semantic.segmenter``. ``out``
+    receives the semantic labels (any writable array of the label shape).
     """
-    layout = parse_axes(axes, getattr(image, "shape", ()), rgb) if hasattr(image, "shape") else None
+    if segmenter is not None:
+        n_clusters = segmenter.n_clusters_
     if n_clusters is not None:
         background_id(background, n_clusters)  # a bad background fails before the work
-    dem = None
-    if model is not None:
-        ndim_hint = 3 if (mode == "3d") else 2
-        dem = get_model(model, ndim_hint, device)
-    result = segment(
-        image,
-        layout.axes if layout else axes,
-        model=dem,
-        n_clusters=n_clusters,
-        mode=mode,
-        device=device,
-        seed=seed,
-        tile_size=tile_size,
-        rgb=rgb,
-        progress=progress,
-        cancel=cancel,
-    )
-    bg = background_id(background, result.n_clusters)
+    semantic = semantic_labels(
+        image, axes, segmenter=segmenter, rgb=rgb, out=out, progress=progress, cancel=cancel,
+        model=model, n_clusters=n_clusters, mode=mode, device=device, seed=seed, tile_size=tile_size,
+    )  # fmt: skip
+    bg = background_id(background, semantic.n_clusters)
     if not instances:
-        return SegmentOutput(result.labels, result.axes, result, False)
-    # Instances over the spatial axes (Z Y X), frame by frame along T.
-    axes_l = result.axes
-    order = [axes_l.index(a) for a in "TZYX" if a in axes_l]
-    moved = np.transpose(result.labels, order)
-    spatial_ndim = sum(a in axes_l for a in "ZYX")
-    inst = instances_from_labels(
-        moved, bg, spatial_ndim=spatial_ndim, min_distance=min_distance, smooth=smooth, min_size=min_size
+        return SegmentOutput(semantic.labels, semantic.axes, semantic, False)
+    inst = instances_per_frame(
+        semantic.labels, semantic.axes, bg, min_distance=min_distance, smooth=smooth, min_size=min_size
     )
-    inst = np.transpose(inst, np.argsort(order))
     if inst.max() < 2**16:
         inst = inst.astype(np.uint16)
-    return SegmentOutput(inst, axes_l, result, True)
+    return SegmentOutput(inst, semantic.axes, semantic, True)
+
+
+def semantic_labels(
+    image,
+    axes: str | None = None,
+    *,
+    segmenter: DEMSegmenter | None = None,
+    rgb: bool | None = None,
+    out: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    **settings,
+) -> SegmentationResult:
+    """Labels ``1..K`` from a fitted ``segmenter`` (predict), or from one fitted on ``image`` now
+    with ``settings`` (:class:`DEMSegmenter`'s parameters; fit_predict)."""
+    layout = parse_axes(axes, image.shape, rgb) if hasattr(image, "shape") else None
+    axes = layout.axes if layout else axes
+    if segmenter is not None:
+        labels = segmenter.predict(image, axes, out=out, rgb=rgb, progress=progress, cancel=cancel)
+    else:
+        segmenter = DEMSegmenter(**settings)
+        labels = segmenter.fit_predict(image, axes, rgb=rgb, out=out, progress=progress, cancel=cancel)
+    return SegmentationResult.of(segmenter, labels, layout.label_axes)

@@ -18,15 +18,19 @@ from __future__ import annotations
 import glob
 import math
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .core.progress import Cancelled, CancelToken, ProgressFn, check_cancel
-from .io import IMAGE_SUFFIXES
+from .core.layout import parse_axes
+from .core.progress import Cancelled, CancelToken, ProgressFn
+from .io import IMAGE_SUFFIXES, atomic_path, remove_path
+
+if TYPE_CHECKING:
+    from .core.segmenter import DEMSegmenter
 
 #: Inputs with more pixels than this (or .zarr inputs) are written incrementally when the output is .zarr.
 BIG_PIXELS = 64 * 2**20
@@ -127,26 +131,17 @@ def temp_path(out: Path) -> Path:
     return out.parent / f".{out.stem}.part{out.suffix}"
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def _remove_stale_temps(out: Path) -> None:
     """Temps a killed run may have left for ``out`` (ours, and :func:`io.write_array`'s)."""
-    _remove(temp_path(out))
+    remove_path(temp_path(out))
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part*"):
-        _remove(stale)
-    for stale in out.parent.glob(f".{glob.escape(out.stem)}.sem.part*"):
-        _remove(stale)
+        remove_path(stale)
+    remove_path(_semantic_temp(out))
 
 
-def _finish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        _remove(out)
-    os.replace(tmp, out)
+def _semantic_temp(out: Path) -> Path:
+    """Where :func:`segment_to_zarr` keeps the semantic labels while it splits instances."""
+    return out.parent / f".{out.stem}.sem.part.zarr"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -186,6 +181,7 @@ def segment_to_zarr(
     settings: BatchSettings,
     *,
     overwrite: bool = False,
+    segmenter: DEMSegmenter | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
@@ -194,14 +190,15 @@ def segment_to_zarr(
     The labels go into ``.NAME.part.zarr`` as they are computed and the directory is
     renamed to ``out_path`` when complete. Semantic labels are uint8 ``1..K``; with
     ``settings.instances`` the instances (uint32, 0 = background, ids unique across
-    the stack) are computed frame by frame (one 2D slice, or one 3D volume in 3D mode)
-    from the written semantic labels.
+    the stack) are computed frame by frame (:func:`~.core.refine.instances_per_frame`)
+    from the written semantic labels. ``segmenter``: a fitted one to predict with.
     """
     import zarr
 
+    from .api import semantic_labels
     from .core.layout import parse_axes
-    from .core.refine import background_id, instances_from_labels
-    from .core.segment import segment, validate_image
+    from .core.refine import background_id, instances_per_frame
+    from .core.segment import validate_image
     from .io import _chunks
 
     out_path = Path(out_path)
@@ -211,62 +208,43 @@ def segment_to_zarr(
         raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     validate_image(image)
     layout = parse_axes(settings.axes, image.shape)
-    if settings.n_clusters is not None:
-        background_id(settings.background, settings.n_clusters)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(out_path)
-    sem_tmp = out_path.parent / f".{out_path.stem}.sem.part.zarr"
-    _remove(tmp)
-    _remove(sem_tmp)
-    shape = layout.label_shape
-    try:
-        target = sem_tmp if settings.instances else tmp
-        sem = zarr.open_array(str(target), mode="w", shape=shape, dtype=np.uint8, chunks=_chunks(shape))
-        result = segment(
-            image,
-            layout.axes,
-            model=_model_for(settings, _model_ndim(settings)),
-            n_clusters=settings.n_clusters,
-            mode=settings.mode,
-            tile_size=settings.tile_size,
-            device=settings.device,
-            seed=settings.seed,
-            out=sem,
-            progress=progress,
-            cancel=cancel,
-        )
-        if settings.instances:
-            bg = background_id(settings.background, result.n_clusters)
-            axes_l = result.axes
-            spatial = "ZYX" if result.mode == "3d" else "YX"
-            frame_axes = [i for i, a in enumerate(axes_l) if a not in spatial]
-            inst = zarr.open_array(str(tmp), mode="w", shape=shape, dtype=np.uint32, chunks=_chunks(shape))
-            offset = 0
-            frames = list(np.ndindex(*[shape[i] for i in frame_axes])) or [()]
-            for n, idx in enumerate(frames):
-                check_cancel(cancel)
-                index: list[object] = [slice(None)] * len(shape)
-                for i, v in zip(frame_axes, idx, strict=True):
-                    index[i] = v
-                frame = np.asarray(sem[tuple(index)])
-                lab = instances_from_labels(frame, bg, spatial_ndim=frame.ndim)
-                lab = lab.astype(np.uint32)
-                lab[lab > 0] += offset
-                offset = max(offset, int(lab.max()))
-                inst[tuple(index)] = lab
-                if progress is not None:
-                    progress(n + 1, len(frames), "instances")
-            _remove(sem_tmp)
-        _finish(tmp, out_path)
-    except BaseException:
-        _remove(tmp)
-        _remove(sem_tmp)
-        raise
+    n_clusters = segmenter.n_clusters_ if segmenter is not None else settings.n_clusters
+    if n_clusters is not None:
+        background_id(settings.background, n_clusters)
+    shape, sem_tmp = layout.label_shape, _semantic_temp(out_path)
+    with atomic_path(out_path, temp_path(out_path)) as tmp:
+        try:
+            target = sem_tmp if settings.instances else tmp
+            sem = zarr.open_array(str(target), mode="w", shape=shape, dtype=np.uint8, chunks=_chunks(shape))
+            result = semantic_labels(
+                image, layout.axes, segmenter=segmenter, out=sem, progress=progress, cancel=cancel,
+                **_segmenter_settings(settings),
+            )  # fmt: skip
+            if settings.instances:
+                bg = background_id(settings.background, result.n_clusters)
+                inst = zarr.open_array(
+                    str(tmp), mode="w", shape=shape, dtype=np.uint32, chunks=_chunks(shape)
+                )
+                instances_per_frame(sem, result.axes, bg, out=inst, progress=progress, cancel=cancel)
+        finally:
+            remove_path(sem_tmp)
     return out_path
 
 
+def _segmenter_settings(settings: BatchSettings) -> dict[str, object]:
+    """:class:`DEMSegmenter`'s parameters from the settings (the model loaded once per process)."""
+    return {
+        "model": _model_for(settings, _model_ndim(settings)),
+        "n_clusters": settings.n_clusters,
+        "mode": settings.mode,
+        "tile_size": settings.tile_size,
+        "device": settings.device,
+        "seed": settings.seed,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
-# One file
+# One file: the task of a batch, and of the CLI's single file
 
 
 def _n_pixels(shape) -> int:
@@ -280,6 +258,58 @@ def streams_to_zarr(src: str | os.PathLike[str], data, out: str | os.PathLike[st
     return Path(out).suffix.lower() == ".zarr" and big
 
 
+@dataclass
+class FileResult:
+    """What :func:`segment_file` wrote."""
+
+    labels: object  #: the labels: in memory, or the written zarr array when streamed
+    axes: str  #: axes of ``labels``
+    n_clusters: int | None  #: K (None when streamed: the labels were never in memory)
+    streamed: bool  #: written tile by tile (never whole in memory)
+
+
+def segment_file(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    settings: BatchSettings,
+    *,
+    image: tuple[object, str | None] | None = None,
+    segmenter: DEMSegmenter | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> FileResult:
+    """Segment one image into ``out`` (replaced, atomically); raises on any problem.
+
+    The image is read from ``src`` unless ``image`` = (array, axes) is given (a CLI
+    ``sample:``). A big or ``.zarr`` stack going to ``.zarr`` streams tile by tile
+    (:func:`streams_to_zarr`); anything else is segmented in memory and written whole.
+    """
+    from .api import segment_image
+    from .io import read_image, write_array
+
+    data, file_axes = image if image is not None else read_image(src)
+    local = BatchSettings(**{**settings.__dict__, "axes": settings.axes or file_axes})
+    if streams_to_zarr(src, data, out):
+        segment_to_zarr(
+            data, Path(out), local, overwrite=True, segmenter=segmenter, progress=progress, cancel=cancel
+        )
+        import zarr
+
+        labels = zarr.open_array(str(out), mode="r")
+        return FileResult(labels, parse_axes(local.axes, data.shape).label_axes, None, True)
+    result = segment_image(
+        data,
+        local.axes,
+        segmenter=segmenter,
+        model=_model_for(settings, _model_ndim(settings)),
+        progress=progress,
+        cancel=cancel,
+        **settings.segment_kwargs(),
+    )
+    write_array(out, result.labels, overwrite=True, axes=result.axes)
+    return FileResult(result.labels, result.axes, result.semantic.n_clusters, False)
+
+
 def process_file(
     src: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -287,6 +317,7 @@ def process_file(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    segmenter: DEMSegmenter | None = None,
 ) -> tuple[str, str]:
     """Segment one file to ``out``: ``("done"|"skipped"|"failed", reason)``.
 
@@ -300,26 +331,7 @@ def process_file(
     _on_worker_threads()
     try:
         _remove_stale_temps(out)
-        from .api import segment_image
-        from .io import read_image, write_array
-
-        data, file_axes = read_image(src)
-        settings_axes = settings.axes or file_axes
-        if streams_to_zarr(src, data, out):
-            local = BatchSettings(**{**settings.__dict__, "axes": settings_axes})
-            segment_to_zarr(data, out, local, overwrite=True, progress=progress, cancel=cancel)
-            return "done", ""
-        result = segment_image(
-            data,
-            settings_axes,
-            model=_model_for(settings, _model_ndim(settings)),
-            progress=progress,
-            cancel=cancel,
-            **settings.segment_kwargs(),
-        )
-        tmp = temp_path(out)
-        write_array(tmp, result.labels, overwrite=True, axes=result.axes)
-        _finish(tmp, out)
+        segment_file(src, out, settings, segmenter=segmenter, progress=progress, cancel=cancel)
         return "done", ""
     except (Cancelled, KeyboardInterrupt):
         _remove_stale_temps(out)
@@ -356,6 +368,7 @@ def batch_segment(
     progress: Callable[[int, int, str], None] | None = None,
     cancel: CancelToken | None = None,
     file_progress: ProgressFn | None = None,
+    segmenter: DEMSegmenter | None = None,
 ) -> BatchSummary:
     """Segment every input to ``out_dir/NAME_labels.EXT``; see the module docstring.
 
@@ -363,6 +376,8 @@ def batch_segment(
     ``file_progress(done, total, message)`` the file being segmented (local runs only).
     On cancel the run stops (between files, and inside a file through the core's
     token), removes the unfinished temp and returns the summary with ``cancelled=True``.
+    ``segmenter``: a fitted :class:`DEMSegmenter` that labels every file with the same
+    classes (one mixture for all files) instead of one fit per file.
     """
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
@@ -390,7 +405,7 @@ def batch_segment(
             progress(i, n, f"{src.name}: {what}")
 
     if scheduler:
-        _run_distributed(inputs, outputs, settings, overwrite, scheduler, record, cancel, summary)
+        _run_distributed(inputs, outputs, settings, overwrite, scheduler, record, cancel, summary, segmenter)
         return summary
     for i, (src, out) in enumerate(zip(inputs, outputs, strict=True)):
         if cancel is not None and cancel.cancelled:
@@ -399,7 +414,7 @@ def batch_segment(
         if progress is not None:
             progress(i, n, f"{src.name}: segmenting")
         try:
-            status, reason = process_file(src, out, settings, overwrite, file_progress, cancel)
+            status, reason = process_file(src, out, settings, overwrite, file_progress, cancel, segmenter)
         except Cancelled:
             summary.cancelled = True
             break
@@ -407,13 +422,17 @@ def batch_segment(
     return summary
 
 
-def _run_distributed(inputs, outputs, settings, overwrite, address, record, cancel, summary) -> None:
+def _run_distributed(
+    inputs, outputs, settings, overwrite, address, record, cancel, summary, segmenter
+) -> None:
     from distributed import Client, as_completed
 
     with Client(address) as client:
         futures = {}
         for src, out in zip(inputs, outputs, strict=True):
-            fut = client.submit(process_file, str(src), str(out), settings, overwrite, pure=False)
+            fut = client.submit(
+                process_file, str(src), str(out), settings, overwrite, None, None, segmenter, pure=False
+            )
             futures[fut] = src
         finished = 0
         for fut in as_completed(list(futures)):

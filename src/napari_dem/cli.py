@@ -46,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-dem {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_segment_parser(sub)
+    _add_fine_tune_parser(sub)
+    _add_cluster_parser(sub)
+    return parser
 
+
+def _add_segment_parser(sub) -> None:
     seg = sub.add_parser("segment", help="segment images into K clusters (or instances)")
     seg.add_argument(
         "inputs",
@@ -93,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="tile side in pixels (default 512 in 2D, 128 in 3D)",
     )
+    _add_segment_output_options(seg)
+
+
+def _add_segment_output_options(seg: argparse.ArgumentParser) -> None:
+    """Where and how ``segment`` writes, and what it fits on."""
     seg.add_argument(
         "--format",
         default=None,
@@ -117,8 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the batch on a dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
         "(default: local threads)",
     )
+    seg.add_argument(
+        "--fit-on",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="fit the normalisation and the mixture on these images (files, folders, patterns) "
+        "and label every input with it, so a label means the same class in all outputs "
+        "(default: each input is fitted on itself); put it after the inputs",
+    )
     seg.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+
+def _add_fine_tune_parser(sub) -> None:
     ft = sub.add_parser("fine-tune", help="adapt a model to your images, without labels")
     ft.add_argument("inputs", nargs="+", metavar="INPUT", help="training image(s)")
     ft.add_argument(
@@ -156,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     ft.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+
+def _add_cluster_parser(sub) -> None:
     cl = sub.add_parser("cluster", help="group the images of a stack or folder into K clusters")
     cl.add_argument(
         "input", metavar="INPUT", help="a stack (.npy/.tif, first axis = images) or a folder of images"
@@ -175,7 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     cl.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     cl.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    return parser
 
 
 _CLUSTER_SUFFIXES = {".tif", ".tiff", ".npy", ".png"}
@@ -200,10 +223,10 @@ def _load_cluster_input(spec: str) -> tuple[list[np.ndarray] | np.ndarray, list[
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     import csv
-    import os
 
     from .core.cluster import cluster_images, prepare_images
     from .core.progress import StderrProgress
+    from .io import atomic_path
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -223,17 +246,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         images, args.clusters, method=args.method, steps=args.steps, seed=args.seed,
         device=args.device, progress=progress,
     )  # fmt: skip
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["index", "cluster", "confidence"] + (["file"] if names else []))
-            for i, (lab, conf) in enumerate(zip(result.labels, result.confidence, strict=True)):
-                writer.writerow([i, int(lab), f"{float(conf):.4f}"] + ([names[i]] if names else []))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "cluster", "confidence"] + (["file"] if names else []))
+        for i, (lab, conf) in enumerate(zip(result.labels, result.confidence, strict=True)):
+            writer.writerow([i, int(lab), f"{float(conf):.4f}"] + ([names[i]] if names else []))
     if not args.quiet:
         sizes = np.bincount(result.labels, minlength=args.clusters + 1)[1:]
         print(f"saved {out}: {len(result.labels)} images, cluster sizes {sizes.tolist()}", file=sys.stderr)
@@ -324,6 +341,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     if settings.model is not None and not args.scheduler:
         _model_for(settings, _model_ndim(settings))  # a bad model file is a bad argument (exit 2)
+    segmenter = _fitted_segmenter(args)
     state = {"bar": None, "t0": time.perf_counter()}
 
     def progress(done: int, total: int, message: str) -> None:
@@ -353,6 +371,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         progress=progress,
         file_progress=None if args.quiet else file_progress,
+        segmenter=segmenter,
     )
     for src, reason in summary.failed:
         print(f"napari-dem: {src}: failed: {reason}", file=sys.stderr)
@@ -363,9 +382,37 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.failed else 0
 
 
+def _fitted_segmenter(args: argparse.Namespace):
+    """With ``--fit-on FILE...``: one segmenter fitted on those images, to label every input
+    with the same classes; else None (each input gets its own fit)."""
+    if not args.fit_on:
+        return None
+    from .batch import expand_inputs
+    from .core.progress import StderrProgress
+    from .core.segmenter import DEMSegmenter
+
+    samples = [s for s in args.fit_on if s.startswith("sample:")]
+    files = [s for s in args.fit_on if not s.startswith("sample:")]
+    specs = samples + ([str(p) for p in expand_inputs(files)] if files else [])
+    loaded = [_load_input(spec, args.axes) for spec in specs]
+    segmenter = DEMSegmenter(
+        model=args.model,
+        n_clusters=args.clusters,
+        mode=args.mode,
+        tile_size=args.tile_size,
+        device=args.device,
+        seed=args.seed,
+    )
+    progress = None if args.quiet else StderrProgress("fit: ")
+    segmenter.fit([d for d, _, _ in loaded], [a for _, a, _ in loaded], progress=progress)
+    if not args.quiet:
+        names = ", ".join(name for _, _, name in loaded)
+        print(f"fitted {segmenter.n_clusters_} clusters on {names}", file=sys.stderr)
+    return segmenter
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
-    from .api import segment_image
-    from .batch import segment_to_zarr, streams_to_zarr
+    from .batch import segment_file
     from .core.progress import StderrProgress
     from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
 
@@ -373,51 +420,33 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise CliError(f"--clusters must be at least 2, got {args.clusters}")
     if _is_batch(args):
         return cmd_batch(args)
-    outputs = _output_paths(args.inputs, args.output, args.format)
-    if args.overlay and len(args.inputs) != 1:
-        raise CliError("--overlay needs exactly one input")
-    for path in outputs:
-        check_writable(path, args.overwrite)
+    (out_path,) = _output_paths(args.inputs, args.output, args.format)
+    check_writable(out_path, args.overwrite)
     if args.overlay:
         check_writable(args.overlay, args.overwrite)
-    failures = 0
-    for spec, out_path in zip(args.inputs, outputs, strict=True):
-        t0 = time.perf_counter()
-        try:
-            data, axes, name = _load_input(spec, args.axes)
-            progress = None if args.quiet else StderrProgress(f"{name}: ")
-            if not args.overlay and streams_to_zarr(spec, data, out_path):
-                # a big stack: labels go to the zarr tile by tile, never whole in memory
-                settings = dataclasses.replace(_settings_from_args(args), axes=axes)
-                segment_to_zarr(data, Path(out_path), settings, overwrite=args.overwrite, progress=progress)
-                if not args.quiet:
-                    took = time.perf_counter() - t0
-                    print(f"{name}: written tile by tile -> {out_path} ({took:.1f} s)", file=sys.stderr)
-                continue
-            result = segment_image(
-                data, axes, model=args.model, progress=progress, **_settings_from_args(args).segment_kwargs()
-            )
-            write_array(out_path, result.labels, overwrite=args.overwrite, axes=result.axes)
-            if args.overlay:
-                layout_axes = axes or result.semantic.axes
-                from .core.layout import parse_axes
+    segmenter = _fitted_segmenter(args)
+    t0 = time.perf_counter()
+    spec = args.inputs[0]
+    data, axes, name = _load_input(spec, args.axes)
+    progress = None if args.quiet else StderrProgress(f"{name}: ")
+    settings = dataclasses.replace(_settings_from_args(args), axes=axes)
+    written = segment_file(
+        spec, out_path, settings, image=(data, axes), segmenter=segmenter, progress=progress
+    )
+    if args.overlay:
+        from .core.layout import parse_axes
 
-                img_axes = parse_axes(layout_axes, data.shape).axes
-                img, lab = plane_for_overlay(data, result.labels, img_axes, result.axes)
-                write_array(args.overlay, overlay_rgb(img, lab), overwrite=args.overwrite)
-        except (ValueError, TypeError, FileNotFoundError, FileExistsError, CliError) as exc:
-            if len(args.inputs) == 1:
-                raise CliError(str(exc)) from exc
-            print(f"napari-dem: {spec}: skipped: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        if not args.quiet:
-            n = int(result.labels.max())
-            what = f"{n} objects" if args.instances else f"{result.semantic.n_clusters} clusters"
-            print(f"{name}: {what} -> {out_path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    if failures:
-        print(f"napari-dem: {failures} of {len(args.inputs)} inputs failed", file=sys.stderr)
-        return EXIT_FAILED
+        img_axes = parse_axes(axes, data.shape).axes
+        img, lab = plane_for_overlay(data, written.labels, img_axes, written.axes)
+        write_array(args.overlay, overlay_rgb(img, lab), overwrite=args.overwrite)
+    if not args.quiet:
+        took = f"({time.perf_counter() - t0:.1f} s)"
+        if written.streamed:
+            print(f"{name}: written tile by tile -> {out_path} {took}", file=sys.stderr)
+        else:
+            n = int(written.labels.max())
+            what = f"{n} objects" if args.instances else f"{written.n_clusters} clusters"
+            print(f"{name}: {what} -> {out_path} {took}", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +76,36 @@ def _temp_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Remove a file, a link or a directory tree (a .zarr), if there is one."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], tmp: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed to ``path`` only if the block succeeds.
+
+    The one atomic write of the package: an interrupted or failed write (any exception,
+    a cancel, Ctrl+C) removes the temporary and leaves no file that looks finished.
+    ``tmp`` names the temporary (default: a unique dot-prefixed ``.part`` name), for
+    callers that must find stale ones later. An existing ``path`` (file or directory)
+    is replaced.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tmp) if tmp is not None else _temp_sibling(path)
+    remove_path(tmp)
+    try:
+        yield tmp
+        if path.exists() or path.is_symlink():
+            remove_path(path)  # os.replace cannot replace a directory (a .zarr)
+        os.replace(tmp, path)
+    finally:
+        remove_path(tmp)
 
 
 def check_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
@@ -95,9 +122,7 @@ def write_array(
     """Write ``data`` to ``path`` (format from the suffix), atomically."""
     path = check_writable(path, overwrite)
     suffix = suffix_of(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
-    try:
+    with atomic_path(path) as tmp:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -122,12 +147,6 @@ def write_array(
 
             out = data if data.dtype in (np.uint8, np.uint16) else data.astype(np.uint16)
             skio.imsave(tmp, out, check_contrast=False)
-        if path.exists():
-            _remove(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            _remove(tmp)
     return path
 
 
@@ -141,9 +160,10 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, alpha: float = 0.35) -> n
     from skimage.color import label2rgb
     from skimage.segmentation import find_boundaries
 
-    img = np.asarray(image, dtype=np.float32)
-    if img.ndim == 3 and img.shape[-1] in (3, 4):
-        img = img[..., :3].mean(-1)
+    from .core.intensity import to_grey
+
+    img = np.asarray(image)
+    img = to_grey(img) if img.ndim == 3 and img.shape[-1] in (3, 4) else img.astype(np.float32)
     lo, hi = np.percentile(img, [1, 99.8])
     gray = np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
     rgb = label2rgb(labels, image=gray, alpha=alpha, bg_label=0, image_alpha=1.0, kind="overlay")

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .em import GMMParams, OnlineGMM, e_step, fit_gmm
+from .em import GMMParams, OnlineGMM, e_step, fit_gmm, standardization, standardize
+from .intensity import to_grey
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 METHODS = ("dem", "depict", "nmm")
@@ -48,11 +49,9 @@ class ClusterResult:
 
 def _to_grey(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
-    if img.ndim == 3 and img.shape[-1] in (3, 4):
-        img = img[..., :3].astype(np.float64).mean(-1)
-    if img.ndim != 2:
+    if img.ndim != 2 and not (img.ndim == 3 and img.shape[-1] in (3, 4)):
         raise ValueError(f"each image must be 2D (or RGB), got shape {img.shape}")
-    return img.astype(np.float64)
+    return to_grey(img)
 
 
 def prepare_images(stack: np.ndarray | list[np.ndarray], size: int = 28) -> tuple[np.ndarray, list[str]]:
@@ -137,13 +136,12 @@ class ConvAE(nn.Module):
         return torch.sigmoid(y)
 
 
-def _standardize(z: torch.Tensor, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None):
-    if mean is None:
-        mean = z.mean(0, keepdim=True)
-    c = z - mean
-    if scale is None:
-        scale = c.pow(2).mean().sqrt()
-    return c / (scale + 1e-5)
+def _standardize(z: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Codes standardised by ``stats`` (mean, scale) from :func:`standardization`, or by their own."""
+    if stats is None:
+        return standardize(z)
+    mean, scale = stats
+    return (z - mean) / scale
 
 
 def _affine(x: torch.Tensor, gen: torch.Generator, shift: float, scale: float) -> torch.Tensor:
@@ -327,10 +325,9 @@ def cluster_images(
         nonlocal targets, stats
         if z is None:
             z = _embed(model, x_all.to(dev))
-        mean = z.mean(0, keepdim=True)
-        stats = (mean, (z - mean).pow(2).mean().sqrt())
+        stats = standardization(z)
         if method == "depict":
-            p = F.softmax(_standardize(z, *stats) @ head_w.T + head_b, dim=1)
+            p = F.softmax(_standardize(z, stats) @ head_w.T + head_b, dim=1)
             f = p.sum(0, keepdim=True)
             q = p.pow(2) / f
             targets = (q / q.sum(1, keepdim=True)).detach()
@@ -381,13 +378,13 @@ def cluster_images(
             if method == "dem":
                 loss = loss + _dem_loss(model, z, x_all, idx, neighbours, online, gen, s, dev)
             elif method == "depict":
-                zs = _standardize(z, *stats)
+                zs = _standardize(z, stats)
                 log_p = F.log_softmax(zs @ head_w.T + head_b, dim=1)
                 q = targets[idx].to(dev)
                 kl = (q * (torch.log(q + 1e-12) - log_p)).sum(1).mean()
                 loss = loss + s.cluster_weight * kl
             else:  # nmm
-                zs = _standardize(z, *stats)
+                zs = _standardize(z, stats)
                 log_dens = F.log_softmax(head_b, 0) - 0.5 * ((zs[:, None, :] - head_w[None]) ** 2).sum(-1)
                 with torch.no_grad():
                     r = F.softmax(log_dens, dim=1)  # E-step
@@ -403,19 +400,14 @@ def cluster_images(
     if method == "dem":
         _, resp = _final_gmm(z, k, gen, s.reg_covar, None if online is None else online.params)
     elif method == "depict":
-        mean = z.mean(0, keepdim=True)
-        zs = (
-            _standardize(z, mean, (z - mean).pow(2).mean().sqrt())
-            if stats is None
-            else _standardize(z, *stats)
-        )
+        zs = _standardize(z, stats)
         if steps > n_pre:
             resp = F.softmax(zs @ head_w.T + head_b, dim=1)
         else:
             _, resp = _final_gmm(z, k, gen, s.reg_covar)
     else:
         if steps > n_pre:
-            zs = _standardize(z, *stats)
+            zs = _standardize(z, stats)
             log_dens = F.log_softmax(head_b, 0) - 0.5 * ((zs[:, None, :] - head_w[None]) ** 2).sum(-1)
             resp = F.softmax(log_dens, dim=1)
         else:

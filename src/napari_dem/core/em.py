@@ -40,10 +40,35 @@ class GMMParams:
     def to(self, device: torch.device | str) -> GMMParams:
         return GMMParams(self.log_weights.to(device), self.means.to(device), self.variances.to(device))
 
-    def select(self, index: int) -> GMMParams:
-        """The mixture of one batch element, keeping a batch axis of size 1."""
-        sl = slice(index, index + 1)
-        return GMMParams(self.log_weights[sl], self.means[sl], self.variances[sl])
+    def permute(self, order: torch.Tensor) -> GMMParams:
+        """The same mixtures with their components reordered: new component k is old ``order[k]``."""
+        return GMMParams(self.log_weights[:, order], self.means[:, order], self.variances[:, order])
+
+
+def _spread(centred: torch.Tensor, point_dim: int) -> torch.Tensor:
+    return centred.pow(2).mean(dim=(point_dim, -1), keepdim=True).sqrt()
+
+
+def standardization(
+    x: torch.Tensor, point_dim: int = 0, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, scale) that centre each feature and divide all of them by one common spread.
+
+    The mean is taken over the points (axis ``point_dim``), the spread is the root
+    mean variance over points and features together, plus ``eps``. One shared scale,
+    not one per feature: a latent channel that is nearly constant must stay nearly
+    constant; scaled to unit variance on its own, its noise would get the same say in
+    the mixture as the channel that carries the image. Training, segmentation and
+    image clustering all standardise this way before EM.
+    """
+    mean = x.mean(point_dim, keepdim=True)
+    return mean, _spread(x - mean, point_dim) + eps
+
+
+def standardize(x: torch.Tensor, point_dim: int = 0, eps: float = 1e-5) -> torch.Tensor:
+    """``x`` standardised by :func:`standardization` of itself (one graph: centred once)."""
+    centred = x - x.mean(point_dim, keepdim=True)
+    return centred / (_spread(centred, point_dim) + eps)
 
 
 def log_gaussian(x: torch.Tensor, means: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .em import GMMParams, e_step, fit_gmm
+from .em import GMMParams, e_step, fit_gmm, standardize
 from .networks import DILATIONS, Decoder, Encoder
 
 MODEL_FORMAT = "napari-dem-model"
@@ -92,19 +91,6 @@ class DEMOutput:
     recon: torch.Tensor | None  #: (B, C, *spatial)
 
 
-def standardize(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Centre each feature, and scale all of them by one common spread, per batch element.
-
-    One shared scale (the root mean variance over features), not one per feature: a
-    latent channel that is nearly constant must stay nearly constant. Scaled to unit
-    variance on its own, its noise would get the same say in the mixture as the
-    channel that carries the image, and its tight clumps would decide the clusters.
-    """
-    centred = features - features.mean(1, keepdim=True)
-    scale = centred.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
-    return centred / (scale + eps)
-
-
 class DEMModel(nn.Module):
     """Auto-encoder with an unrolled-EM clustering layer on its latent pixels."""
 
@@ -147,7 +133,7 @@ class DEMModel(nn.Module):
                 f"Y, X) input, got shape {tuple(x.shape)}"
             )
         latent = self.encoder(x)
-        feats = standardize(latent.flatten(2).transpose(1, 2))
+        feats = standardize(latent.flatten(2).transpose(1, 2), point_dim=1)  # per image
         params, log_resp, history = fit_gmm(
             feats,
             n_clusters or self.config.n_clusters,
@@ -178,48 +164,27 @@ class DEMModel(nn.Module):
 # ----------------------------------------------------------------------------- files
 
 
-def save_model(model: DEMModel, path: str | os.PathLike[str], **metadata: Any) -> Path:
-    """Write the state dict, the config and JSON metadata; atomic (temp file, then rename)."""
+def model_payload(model: DEMModel, **metadata: Any) -> dict[str, Any]:
+    """The model as plain data (tensors, strings): what a model file, or a segmenter file, holds."""
     from .. import __version__
 
-    path = Path(path)
     meta = {"package_version": __version__, "architecture": "dem-dilated-cnn", **model.metadata, **metadata}
-    payload = {
+    return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "config": json.dumps(asdict(model.config)),
         "metadata": json.dumps(meta, default=str),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> DEMModel:
-    """Load a model file safely (``weights_only=True``); any problem is a :class:`ModelFileError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or truncated files
-        raise ModelFileError(
-            f"{path} is not a readable napari-dem model (corrupt or truncated?): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+def model_from_payload(payload: object, source: str) -> DEMModel:
+    """The model a :func:`model_payload` describes; any problem is a :class:`ModelFileError`."""
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ModelFileError(f"{path} is a torch file but not a napari-dem model")
+        raise ModelFileError(f"{source} is a torch file but not a napari-dem model")
     if payload.get("format_version") != MODEL_FORMAT_VERSION:
         raise ModelFileError(
-            f"{path} has model format version {payload.get('format_version')}, "
+            f"{source} has model format version {payload.get('format_version')}, "
             f"this napari-dem reads version {MODEL_FORMAT_VERSION}"
         )
     try:
@@ -228,9 +193,54 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         model = DEMModel(config)
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path} is incompatible with this napari-dem: {exc}") from exc
+        raise ModelFileError(f"{source} is incompatible with this napari-dem: {exc}") from exc
     model.metadata = metadata
-    model.eval()
+    return model.eval()
+
+
+def save_torch_file(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` of plain data, atomically (temp file beside it, then rename)."""
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_torch_file(path: str | os.PathLike[str], what: str = "napari-dem model") -> Any:
+    """``torch.load`` that only ever reads plain data (``weights_only=True``); never runs code.
+
+    A file that holds pickled Python objects is refused without executing them: it
+    cannot be a napari-dem file, which holds only tensors, numbers and strings.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{what} file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "global" in str(exc).lower():  # torch refused to import a Python object
+            raise ModelFileError(
+                f"{path} is not a {what}: it holds pickled Python objects, which were not executed"
+            ) from None
+        raise ModelFileError(f"{path} is not a readable {what} (corrupt or truncated?)") from None
+    except Exception as exc:  # torch raises many types for corrupt or truncated files
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelFileError(
+            f"{path} is not a readable {what} (corrupt or truncated?): {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def save_model(model: DEMModel, path: str | os.PathLike[str], **metadata: Any) -> Path:
+    """Write the state dict, the config and JSON metadata; atomic (temp file, then rename)."""
+    return save_torch_file(model_payload(model, **metadata), path)
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> DEMModel:
+    """Load a model file safely (``weights_only=True``); any problem is a :class:`ModelFileError`."""
+    model = model_from_payload(load_torch_file(path), str(path))
     return model.to(resolve_device(device))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .intensity import to_grey
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 #: cluster ids are painted with the smallest of these that holds K
@@ -19,19 +20,14 @@ _UINTS = (np.uint8, np.uint16, np.uint32, np.uint64)
 def _grey(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``image`` (YX, or YXC such as RGB/RGBA) as a float64 YX array; ``ValueError`` if it does not fit."""
     image = np.asarray(image)
-    if image.shape == shape:
-        grey = image
-    elif image.ndim == 3 and image.shape[:2] == shape and image.shape[2] >= 1:
-        channels = image[..., :3] if image.shape[2] == 4 else image  # RGBA: alpha is not intensity
-        grey = channels.astype(np.float64).mean(-1)
-    else:
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"the image must be numeric, got dtype {image.dtype}")
+    if image.shape != shape and not (image.ndim == 3 and image.shape[:2] == shape and image.shape[2] >= 1):
         raise ValueError(
             f"the image (shape {image.shape}) and the labels (shape {shape}) differ: "
             "the image must be YX or YXC with the labels' Y and X"
         )
-    if grey.dtype.kind not in "biuf":
-        raise ValueError(f"the image must be numeric, got dtype {grey.dtype}")
-    grey = grey.astype(np.float64, copy=False)
+    grey = to_grey(image)
     if not np.all(np.isfinite(grey)):
         raise ValueError("the image contains NaN or infinite values")
     return grey

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from .._compat import block_triton_if_gl_loaded
+from .intensity import normalization
 from .layout import parse_axes
 from .model import DEMModel, resolve_device
 from .progress import Cancelled, CancelToken
-from .segment import choose_mode, normalization, validate_image
+from .segment import choose_mode, validate_image
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""Image intensities: grey conversion and the robust (percentile) range used to normalise.
+
+One place for both, so the segmenter, training, image clustering, object crops and
+the PNG overlay turn colour into grey and pick a contrast range the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .layout import Layout
+
+#: Percentiles of the normalisation range, as in CSBDeep/StarDist.
+LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.8
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """A YX image as float64; a YXC one (RGB, RGBA, any channels) averaged over its channels.
+
+    An alpha channel (the 4th of RGBA) is transparency, not intensity, and is dropped.
+    Callers decide which shapes they accept; this only converts.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3:
+        channels = image[..., :3] if image.shape[-1] == 4 else image
+        return channels.astype(np.float64).mean(-1)
+    return image.astype(np.float64)
+
+
+def intensity_sample(image, layout: Layout, max_samples: int = 2_000_000) -> np.ndarray:
+    """A strided subsample of the whole array as float64 ``(C, n)``: cheap and bounded on dask/zarr."""
+    # Stride the non-channel axes only: striding C too dropped channels (and a later
+    # reshape then failed) on any multichannel image above ~2 Mpx.
+    sizes = [s for a, s in zip(layout.axes, layout.shape, strict=True) if a != "C"]
+    step = max(1, math.ceil((math.prod(sizes) * layout.channels / max_samples) ** (1 / len(sizes))))
+    index = tuple(slice(None) if a == "C" else slice(None, None, step) for a in layout.axes)
+    sample = np.asarray(image[index], dtype=np.float64)
+    if not np.isfinite(sample).all():
+        raise ValueError("the image contains NaN or infinite values; replace them first")
+    c_axis = layout.axes.index("C") if "C" in layout.axes else None
+    if c_axis is None:
+        return sample.reshape(1, -1)
+    return np.moveaxis(sample, c_axis, 0).reshape(sample.shape[c_axis], -1)
+
+
+def percentile_range(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (1st, 99.8th) percentiles of a ``(C, n)`` sample, widened where they meet.
+
+    Percentiles keep a few hot pixels from squashing the contrast. A channel whose
+    percentiles coincide falls back to its min and max; a constant image is an error.
+    """
+    lo = np.percentile(sample, LOW_PERCENTILE, axis=1)
+    hi = np.percentile(sample, HIGH_PERCENTILE, axis=1)
+    flat = hi <= lo
+    lo = np.where(flat, sample.min(1), lo)
+    hi = np.where(flat, sample.max(1), hi)
+    if np.all(hi <= lo):
+        raise ValueError(f"the image is constant (every pixel is {lo[0]:g}): there is nothing to segment")
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def normalization(image, layout: Layout, max_samples: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) intensities of ``image`` that map to 0 and 1."""
+    return percentile_range(intensity_sample(image, layout, max_samples))
+
+
+def joint_normalization(
+    images: Sequence[object], layouts: Sequence[Layout], max_samples: int = 2_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """One (low, high) range for several images (same channels), from a sample of each."""
+    share = max(1, max_samples // len(images))
+    samples = [intensity_sample(im, lay, share) for im, lay in zip(images, layouts, strict=True)]
+    return percentile_range(np.concatenate(samples, axis=1))

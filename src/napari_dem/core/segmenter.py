@@ -1,0 +1,631 @@
+"""DEMSegmenter: fit the normalisation and one Gaussian mixture on some images, predict on any.
+
+A scikit-learn style estimator (as ``GaussianMixture``, or napari-convpaint's
+``ConvpaintModel``): hyper-parameters in ``__init__``, :meth:`~DEMSegmenter.fit`
+returns the segmenter, the fitted state lives in attributes ending in ``_``
+(``lo_``/``hi_`` intensity range, ``feature_mean_``/``feature_scale_``, the mixture
+``params_`` with components in label order, ``n_clusters_``, ``mode_``), and
+:meth:`~DEMSegmenter.predict` labels any image with that state, so label ``k`` means
+the same class in every image predicted by one fitted segmenter.
+
+Two passes, each one tile at a time so memory is bounded by the tile:
+
+1. ``fit``: encode every tile (with a halo of :attr:`DEMModel.halo` pixels, so tiled
+   latents equal untiled ones), keep the latents at the points of a global sampling
+   grid (plus painted scribble pixels), and fit one mixture on them by the model's EM;
+2. ``predict``: encode again (``fit_predict`` reuses the latents cached by pass 1 when
+   they fit in memory) and give each pixel its most responsible component.
+
+Labels are ``1..K`` numbered by increasing mean input intensity of the cluster, or by
+the painted classes when scribbles guide the fit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .em import GMMParams, e_step, fit_gmm, standardization
+from .errors import InputError, NotFittedError
+from .intensity import joint_normalization
+from .layout import Layout, parse_axes
+from .model import (
+    DEMModel,
+    ModelFileError,
+    load_default_model,
+    load_model,
+    load_torch_file,
+    model_from_payload,
+    model_payload,
+    resolve_device,
+    save_torch_file,
+)
+from .progress import CancelToken, ProgressFn, check_cancel, report
+from .segment import (
+    CACHE_BYTES,
+    DEFAULT_CLUSTERS,
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_TILE,
+    MAX_CLUSTERS,
+    choose_mode,
+    min_side,
+    validate_image,
+)
+from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of
+
+SEGMENTER_FORMAT = "napari-dem-segmenter"
+SEGMENTER_FORMAT_VERSION = 1
+_NAN = "the image contains NaN or infinite values; replace them first"
+
+#: (fit-image index, unit index, tile index) -> latents of the tile's core, kept between passes
+LatentCache = dict[tuple[int, int, int], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- choices
+
+
+def choose_n_clusters(n_clusters: int | None, mode: str) -> int:
+    """K: the one asked for, else :data:`DEFAULT_CLUSTERS` for the mode (3 in 2D, 2 in 3D)."""
+    if n_clusters is None:
+        n_clusters = DEFAULT_CLUSTERS[mode]
+    if not isinstance(n_clusters, int | np.integer) or not 2 <= n_clusters <= MAX_CLUSTERS:
+        raise ValueError(
+            f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS}, got {n_clusters}"
+        )
+    return int(n_clusters)
+
+
+def label_order(cluster_intensity: torch.Tensor, guided: bool) -> torch.Tensor:
+    """Component of each label: label ``k + 1`` is component ``order[k]``.
+
+    By increasing mean intensity (label 1 = darkest), unless painted classes fixed
+    the ids (scribble ``k`` is component ``k - 1``).
+    """
+    n = cluster_intensity.shape[0]
+    if guided:
+        return torch.arange(n, device=cluster_intensity.device)
+    return torch.argsort(cluster_intensity)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+@dataclass
+class _Source:
+    """One image to read: its layout, its units and the tiles over a unit."""
+
+    image: Any
+    layout: Layout
+    units: list[Unit]
+    regions: list[tuple[tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]]]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.units[0].shape
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.units) * len(self.regions)
+
+
+class _Encoder:
+    """Normalise a block with the fitted range, encode it, keep the latents of the tile's core."""
+
+    def __init__(self, model: DEMModel, dev: torch.device, lo: np.ndarray, hi: np.ndarray, ndim: int) -> None:
+        self.model, self.dev = model, dev
+        self.lo = torch.from_numpy(lo).to(dev).view(-1, 1, *([1] * ndim))
+        self.scale = torch.from_numpy(1.0 / (hi - lo)).to(dev).view_as(self.lo)
+
+    def __call__(
+        self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(*core, C*D)`` channel-major latents and the ``(*core)`` channel-mean intensity."""
+        block = unit.read(read)
+        if not np.isfinite(block).all():
+            raise ValueError(_NAN)
+        x = (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
+        with torch.inference_mode():
+            z = self.model.encode(x)
+        z = z[(slice(None), slice(None), *inner)]
+        core_int = x[(slice(None), 0, *inner)].mean(0)
+        return z.reshape(-1, *z.shape[2:]).movedim(0, -1), core_int
+
+
+@dataclass
+class _Samples:
+    """The points the mixture is fitted on, in a fixed order (grid points, then painted pixels)."""
+
+    keys: list[torch.Tensor] = field(default_factory=list)
+    latents: list[torch.Tensor] = field(default_factory=list)
+    intensities: list[torch.Tensor] = field(default_factory=list)
+    clamps: list[torch.Tensor] = field(default_factory=list)
+
+    def add(self, feats, core_int, index: tuple[np.ndarray, ...], keys: np.ndarray, clamp) -> None:
+        ix = tuple(torch.from_numpy(np.asarray(p)).to(feats.device) for p in index)
+        self.latents.append(feats[ix].cpu())
+        self.intensities.append(core_int[ix].cpu())
+        self.keys.append(torch.from_numpy(keys))
+        self.clamps.append(clamp)
+
+    def ordered(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(latents, intensities, clamps) sorted by key: the same order however tiles were read."""
+        order = torch.argsort(torch.cat(self.keys))
+        return tuple(
+            torch.cat(parts)[order].to(dev) for parts in (self.latents, self.intensities, self.clamps)
+        )
+
+
+class _Steps:
+    """Progress over one or two passes: the total is set by the first pass that knows its tiles."""
+
+    def __init__(self, progress: ProgressFn | None, passes: int) -> None:
+        self.progress, self.passes, self.done, self.total = progress, passes, 0, 0
+
+    def begin(self, n_tiles: int) -> None:
+        self.total = self.total or self.passes * n_tiles
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        report(self.progress, self.done, self.total, message)
+
+
+def _paint_weights(clamp: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Point weights so that a few strokes outweigh thousands of grid points: painted pixels
+    together count for a quarter of the fit."""
+    n_paint = int((clamp >= 0).sum())
+    w_paint = max(1.0, 0.25 * (len(clamp) - n_paint) / n_paint)
+    return torch.where(clamp >= 0, w_paint, 1.0).to(dtype).unsqueeze(0)
+
+
+def fit_mixture(
+    x: torch.Tensor,
+    intensity: torch.Tensor,
+    clamp: torch.Tensor,
+    n_clusters: int,
+    em_steps: int,
+    reg_covar: float,
+    seed: int,
+) -> tuple[GMMParams, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """EM on the sampled latents: (mixture, mean intensity per component, standardisation).
+
+    Standardised as in training (centred, one common spread); painted points
+    (``clamp >= 0``) keep their class and weigh more.
+    """
+    guided = bool((clamp >= 0).any())
+    weights = _paint_weights(clamp, x.dtype) if guided else None
+    mean, scale = standardization(x)
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.inference_mode():
+        params, log_resp, _ = fit_gmm(
+            ((x - mean) / scale).unsqueeze(0),
+            n_clusters,
+            em_steps,
+            reg_covar=reg_covar,
+            generator=gen,
+            clamp=clamp.unsqueeze(0) if guided else None,
+            point_weights=weights,
+        )
+        resp = log_resp[0].exp()
+        cluster_int = (resp * intensity.unsqueeze(1)).sum(0) / resp.sum(0).clamp(min=1e-12)
+    return params, cluster_int, (mean, scale)
+
+
+def _model_object(model: DEMModel | str | os.PathLike[str] | None) -> DEMModel | None:
+    """The hyper-parameter ``model`` as an object (a file is loaded on the CPU), or None."""
+    if model is None or isinstance(model, DEMModel):
+        return model
+    return load_model(model, "cpu")
+
+
+def _ready_model(model: DEMModel | None, mode: str, dev: torch.device) -> DEMModel:
+    """The model on ``dev`` in inference mode; the caller's model object is never changed."""
+    if model is None:
+        return load_default_model(3 if mode == "3d" else 2, dev).eval()
+    if model.training or model.device != dev:
+        model = copy.deepcopy(model).to(dev)
+    return model.eval()
+
+
+def _layout(image, axes: str | None, rgb: bool | None) -> Layout:
+    validate_image(image)
+    return parse_axes(axes, image.shape, rgb)
+
+
+def _check_scribbles(scribbles, layout: Layout, n_clusters: int) -> np.ndarray | None:
+    if scribbles is None:
+        return None
+    scribbles = np.asarray(scribbles)
+    if scribbles.shape != layout.label_shape:
+        raise ValueError(f"scribbles have shape {scribbles.shape}, the labels {layout.label_shape}")
+    if scribbles.max(initial=0) > n_clusters or scribbles.min(initial=0) < 0:
+        raise ValueError(f"scribble classes must lie in 1..{n_clusters} (0 = unpainted)")
+    return scribbles
+
+
+# ----------------------------------------------------------------------------- estimator
+
+
+class DEMSegmenter:
+    """Unsupervised DEM segmentation as an estimator: ``fit`` on images, ``predict`` on any.
+
+    >>> seg = DEMSegmenter(n_clusters=3).fit(first_frames, axes="TYX")
+    >>> labels = seg.predict(next_file, axes="TYX")  # same label ids as the fitted images
+    >>> seg.save("nuclei.demseg")
+
+    ``model`` is a :class:`DEMModel`, a model file, or None for the shipped default of
+    the mode; ``n_clusters=None`` is 3 in 2D and 2 in 3D; ``tile_size=None`` is 512 in
+    2D and 128 in 3D; ``em_steps=None`` takes the model's. Bad input raises
+    ``ValueError`` (or :class:`~.errors.InputError`) with a message a user can act on.
+    """
+
+    def __init__(
+        self,
+        model: DEMModel | str | os.PathLike[str] | None = None,
+        n_clusters: int | None = None,
+        mode: str = "auto",
+        tile_size: int | None = None,
+        device: str | torch.device = "auto",
+        seed: int = 0,
+        em_steps: int | None = None,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+    ) -> None:
+        self.model = model
+        self.n_clusters = n_clusters
+        self.mode = mode
+        self.tile_size = tile_size
+        self.device = device
+        self.seed = seed
+        self.em_steps = em_steps
+        self.max_samples = max_samples
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        image,
+        axes: str | None = None,
+        scribbles: np.ndarray | None = None,
+        rgb: bool | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> DEMSegmenter:
+        """Fit the intensity range and the mixture on ``image`` (or a list of images).
+
+        ``axes`` is one string for all images, or a list with one per image.
+
+        ``scribbles`` (label shape, 0 = unpainted, k = "this pixel is label k"; one image
+        only) turn the fit into semi-supervised EM: painted pixels join the fit with
+        their responsibilities clamped to their class, and label ids follow the classes.
+        """
+        self._fit(image, axes, scribbles, rgb, _Steps(progress, 1), cancel, keep_cache=False)
+        return self
+
+    def _fit(
+        self, images, axes, scribbles, rgb, steps: _Steps, cancel, keep_cache: bool
+    ) -> tuple[list[_Source], LatentCache | None]:
+        images = list(images) if isinstance(images, list | tuple) else [images]
+        if not images:
+            raise InputError("no images to fit on")
+        axes_list = list(axes) if isinstance(axes, list | tuple) else [axes] * len(images)
+        layouts = [_layout(im, ax, rgb) for im, ax in zip(images, axes_list, strict=True)]
+        self._settle(layouts)
+        if len(images) > 1 and scribbles is not None:
+            raise InputError("scribbles guide the fit on one image, not on several")
+        sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
+        self.lo_, self.hi_ = joint_normalization(images, layouts)
+        self.scribbles_ = _check_scribbles(scribbles, layouts[0], self.n_clusters_)
+        encoder = self._encoder()
+        cache: LatentCache | None = None
+        if keep_cache and self._latent_bytes(sources) <= CACHE_BYTES:
+            cache = {}
+        x, intensity, clamp = self._sample(sources, encoder, steps, cancel, cache)
+        n_distinct = int(torch.unique(intensity).numel())
+        if self.n_clusters_ > n_distinct:
+            raise ValueError(
+                f"the image has only {n_distinct} distinct values: "
+                f"it cannot be split into {self.n_clusters_} clusters"
+            )
+        em_steps = self.em_steps or self.model_.config.em_steps
+        params, cluster_int, (mean, scale) = fit_mixture(
+            x, intensity, clamp, self.n_clusters_, em_steps, self.model_.config.reg_covar, self.seed
+        )
+        order = label_order(cluster_int, guided=bool((clamp >= 0).any()))
+        self.params_ = params.permute(order)
+        self.cluster_intensity_ = cluster_int[order].cpu().numpy()
+        self.feature_mean_, self.feature_scale_ = mean, scale
+        return sources, cache
+
+    def _settle(self, layouts: list[Layout]) -> None:
+        """Resolve and check the hyper-parameters for these images: mode, K, tile, device, model."""
+        model = _model_object(self.model)
+        modes = {choose_mode(lay, self.mode, model) for lay in layouts}
+        if len(modes) > 1:
+            raise InputError("the images to fit on need different modes (2D and 3D); give --mode")
+        mode = modes.pop()
+        n_clusters = choose_n_clusters(self.n_clusters, mode)
+        tile = self.tile_size if self.tile_size is not None else DEFAULT_TILE[mode]
+        if tile < 16:
+            raise ValueError(f"tile size must be at least 16 pixels, got {tile}")
+        if self.max_samples < 100:
+            raise ValueError(f"max_samples must be at least 100, got {self.max_samples}")
+        if len({lay.channels for lay in layouts}) > 1:
+            raise InputError("the images to fit on have different numbers of channels")
+        dev = resolve_device(self.device)
+        self.mode_, self.n_clusters_, self.tile_size_, self.device_ = mode, n_clusters, int(tile), dev
+        self.model_ = _ready_model(model, mode, dev)
+
+    def _source(self, image, layout: Layout) -> _Source:
+        """The units and tiles of ``image`` in the fitted mode, after the checks that need them."""
+        if layout.channels > 64:
+            raise ValueError(f"{layout.channels} channels along axis C: is the axes string right?")
+        units = units_of(image, layout, self.mode_)
+        spatial = units[0].shape
+        need = min_side(self.model_)
+        if min(spatial) < need:
+            raise ValueError(
+                f"the image is too small: {self.mode_.upper()} segmentation needs at least {need} pixels "
+                f"along {''.join(units[0].spatial_axes)}, got {spatial}"
+                + ("; try mode 2d" if self.mode_ == "3d" else "")
+            )
+        if (
+            np.dtype(image.dtype).kind == "f"
+            and isinstance(image, np.ndarray)
+            and not np.isfinite(image).all()
+        ):
+            raise ValueError(_NAN)
+        regions = list(tile_regions(spatial, self.tile_size_, self.model_.halo))
+        return _Source(image, layout, units, regions)
+
+    def _encoder(self) -> _Encoder:
+        ndim = 3 if self.mode_ == "3d" else 2
+        return _Encoder(self.model_, self.device_, self.lo_, self.hi_, ndim)
+
+    def _latent_bytes(self, sources: list[_Source]) -> int:
+        n_pix = sum(len(s.units) * math.prod(s.spatial) for s in sources)
+        return n_pix * self.model_.config.latent_dim * sources[0].layout.channels * 4
+
+    def _sample(
+        self, sources: list[_Source], encoder: _Encoder, steps: _Steps, cancel, cache: LatentCache | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pass 1: latents and intensities at the global grid points and the painted pixels."""
+        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+        bases = np.cumsum([0] + [len(s.units) * math.prod(s.spatial) for s in sources]).tolist()
+        samples = _Samples()
+        steps.begin(sum(s.n_tiles for s in sources))
+        for i, source in enumerate(sources):
+            n_spatial = math.prod(source.spatial)
+            for u, unit in enumerate(source.units):
+                for r, (core, read, inner) in enumerate(source.regions):
+                    check_cancel(cancel)
+                    feats, core_int = encoder(unit, read, inner)
+                    if cache is not None:
+                        cache[(i, u, r)] = feats.cpu()
+                    base = bases[i] + u * n_spatial
+                    points = grid_points(core, stride)
+                    if points is not None:
+                        glob = np.ravel_multi_index(
+                            tuple(p + sl.start for p, sl in zip(points, core, strict=True)), source.spatial
+                        )
+                        samples.add(feats, core_int, tuple(points), glob + base, torch.full((len(glob),), -1))
+                    if self.scribbles_ is not None:
+                        # Painted points get keys past every grid key: they sort after the grid.
+                        self._add_painted(
+                            samples, unit, core, feats, core_int, source.spatial, base + bases[-1]
+                        )
+                    steps.step("encoding")
+        return samples.ordered(self.device_)
+
+    def _add_painted(self, samples: _Samples, unit: Unit, core, feats, core_int, spatial, base: int) -> None:
+        painted_block = self.scribbles_[unit.label_index(core)]
+        painted = np.nonzero(painted_block)
+        if not len(painted[0]):
+            return
+        glob = np.ravel_multi_index(tuple(p + sl.start for p, sl in zip(painted, core, strict=True)), spatial)
+        classes = torch.from_numpy(painted_block[painted].astype(np.int64) - 1)
+        samples.add(feats, core_int, painted, glob + base, classes)
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(
+        self,
+        image,
+        axes: str | None = None,
+        out: np.ndarray | None = None,
+        rgb: bool | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """Labels ``1..K`` (uint8, the input's shape minus C) from the fitted range and mixture.
+
+        ``out`` may be any writable array of the label shape (a zarr array, a memmap):
+        labels are written into it tile by tile, so memory stays bounded by a tile.
+        """
+        source = self._predict_source(image, axes, rgb)
+        labels = self._label_array(out, source.layout)
+        self._assign(source, self._write_labels(labels, None), _Steps(progress, 1), cancel, None)
+        return labels
+
+    def predict_proba(
+        self,
+        image,
+        axes: str | None = None,
+        out: np.ndarray | None = None,
+        rgb: bool | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """Responsibilities ``(*label shape, K)`` float32; ``[..., k - 1]`` belongs to label ``k``."""
+        source = self._predict_source(image, axes, rgb)
+        shape = (*source.layout.label_shape, self.n_clusters_)
+        proba = out if out is not None else np.zeros(shape, dtype=np.float32)
+        if tuple(proba.shape) != shape:
+            raise ValueError(f"out has shape {tuple(proba.shape)}, expected {shape}")
+
+        def write(index, log_resp: torch.Tensor, tile_shape) -> None:
+            proba[index] = log_resp.exp().reshape(*tile_shape, -1).cpu().numpy()
+
+        self._assign(source, write, _Steps(progress, 1), cancel, None)
+        return proba
+
+    def fit_predict(
+        self,
+        image,
+        axes: str | None = None,
+        scribbles: np.ndarray | None = None,
+        rgb: bool | None = None,
+        out: np.ndarray | None = None,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """``fit`` then ``predict`` on one image, reusing pass 1's latents when they fit in memory.
+
+        Painted scribble pixels keep the class the user gave them.
+        """
+        if isinstance(image, list | tuple):
+            raise InputError("fit_predict takes one image; fit on several, then predict each")
+        steps = _Steps(progress, 2)
+        layout = _layout(image, axes, rgb)
+        if out is not None and tuple(out.shape) != layout.label_shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
+        (source,), cache = self._fit(image, layout.axes, scribbles, rgb, steps, cancel, keep_cache=True)
+        labels = self._label_array(out, layout)
+        self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
+        return labels
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                "this DEMSegmenter is not fitted yet: call fit() first (or load a fitted one)"
+            )
+
+    def _predict_source(self, image, axes: str | None, rgb: bool | None) -> _Source:
+        self._check_fitted()
+        layout = _layout(image, axes, rgb)
+        if layout.channels != len(self.lo_):
+            raise InputError(
+                f"the segmenter was fitted on {len(self.lo_)} channel(s), this image has {layout.channels}"
+            )
+        choose_mode(layout, self.mode_, self.model_)  # a 3D fit needs a Z axis
+        return self._source(image, layout)
+
+    @staticmethod
+    def _label_array(out: np.ndarray | None, layout: Layout) -> np.ndarray:
+        labels = out if out is not None else np.zeros(layout.label_shape, dtype=np.uint8)
+        if tuple(labels.shape) != layout.label_shape:
+            raise ValueError(f"out has shape {tuple(labels.shape)}, expected {layout.label_shape}")
+        return labels
+
+    @staticmethod
+    def _write_labels(labels: np.ndarray, scribbles: np.ndarray | None) -> Callable[..., None]:
+        """Writes a tile's most responsible component as labels; painted pixels keep their class."""
+
+        def write(index, log_resp: torch.Tensor, tile_shape) -> None:
+            lab = (log_resp.argmax(-1) + 1).to(torch.uint8).reshape(tile_shape).cpu().numpy()
+            if scribbles is not None:
+                painted = scribbles[index]
+                lab = np.where(painted > 0, painted, lab).astype(np.uint8)
+            labels[index] = lab
+
+        return write
+
+    def _assign(self, source: _Source, write, steps: _Steps, cancel, cache: LatentCache | None) -> None:
+        """Pass 2: the responsibilities of every pixel under the fitted mixture, tile by tile."""
+        encoder = None if cache is not None else self._encoder()
+        params = self.params_.to(self.device_)
+        mean, scale = self.feature_mean_.to(self.device_), self.feature_scale_.to(self.device_)
+        steps.begin(source.n_tiles)
+        for u, unit in enumerate(source.units):
+            for r, (core, read, inner) in enumerate(source.regions):
+                check_cancel(cancel)
+                feats = (
+                    cache.pop((0, u, r)).to(self.device_)
+                    if cache is not None
+                    else encoder(unit, read, inner)[0]
+                )
+                with torch.inference_mode():
+                    f = ((feats.reshape(-1, feats.shape[-1]) - mean) / scale).unsqueeze(0)
+                    log_resp, _ = e_step(f, params)
+                write(unit.label_index(core), log_resp[0], feats.shape[:-1])
+                steps.step("assigning")
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted state (model, range, mixture, K, mode) as tensors and JSON; atomic."""
+        self._check_fitted()
+        settings = {"seed": int(self.seed), "em_steps": self.em_steps, "max_samples": int(self.max_samples)}
+        fitted = {
+            "mode": self.mode_,
+            "n_clusters": self.n_clusters_,
+            "tile_size": self.tile_size_,
+            "lo": self.lo_.tolist(),
+            "hi": self.hi_.tolist(),
+            "cluster_intensity": self.cluster_intensity_.tolist(),
+        }
+        p = self.params_.detach().to("cpu")
+        payload = {
+            "format": SEGMENTER_FORMAT,
+            "format_version": SEGMENTER_FORMAT_VERSION,
+            "settings": json.dumps(settings),
+            "fitted": json.dumps(fitted),
+            "mixture": {
+                "log_weights": p.log_weights,
+                "means": p.means,
+                "variances": p.variances,
+                "feature_mean": self.feature_mean_.detach().cpu(),
+                "feature_scale": self.feature_scale_.detach().cpu(),
+            },
+            "model": model_payload(self.model_),
+        }
+        return save_torch_file(payload, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> DEMSegmenter:
+        """A fitted segmenter from :meth:`save`'s file; only plain data are read, nothing is executed."""
+        payload = load_torch_file(path, "napari-dem segmenter")
+        if not isinstance(payload, dict) or payload.get("format") != SEGMENTER_FORMAT:
+            raise ModelFileError(f"{path} is not a napari-dem segmenter (DEMSegmenter.save writes those)")
+        if payload.get("format_version") != SEGMENTER_FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} has segmenter format version {payload.get('format_version')}, "
+                f"this napari-dem reads version {SEGMENTER_FORMAT_VERSION}"
+            )
+        model = model_from_payload(payload.get("model"), str(path))
+        try:
+            seg = cls._from_payload(payload, model, resolve_device(device))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFileError(f"{path} is a damaged napari-dem segmenter: {exc}") from exc
+        return seg
+
+    @classmethod
+    def _from_payload(cls, payload: dict, model: DEMModel, dev: torch.device) -> DEMSegmenter:
+        settings, fitted, mix = (
+            json.loads(payload["settings"]),
+            json.loads(payload["fitted"]),
+            payload["mixture"],
+        )
+        seg = cls(model=model, n_clusters=fitted["n_clusters"], mode=fitted["mode"], device=dev, **settings)
+        seg.tile_size = fitted["tile_size"]
+        seg.mode_, seg.n_clusters_, seg.tile_size_, seg.device_ = (
+            fitted["mode"], int(fitted["n_clusters"]), int(fitted["tile_size"]), dev,
+        )  # fmt: skip
+        seg.lo_ = np.asarray(fitted["lo"], dtype=np.float32)
+        seg.hi_ = np.asarray(fitted["hi"], dtype=np.float32)
+        seg.cluster_intensity_ = np.asarray(fitted["cluster_intensity"], dtype=np.float32)
+        seg.params_ = GMMParams(mix["log_weights"], mix["means"], mix["variances"])
+        seg.feature_mean_, seg.feature_scale_ = mix["feature_mean"], mix["feature_scale"]
+        seg.scribbles_ = None
+        seg.model_ = model.to(dev).eval()
+        features = model.config.latent_dim * len(seg.lo_)
+        if tuple(seg.params_.means.shape) != (1, seg.n_clusters_, features) or len(seg.hi_) != len(seg.lo_):
+            raise ValueError("the mixture does not fit the model and the channels")
+        return seg

@@ -1,0 +1,105 @@
+"""DEMSegmenter: fit on some images, predict on others with the same classes; save and load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_dem import DEMSegmenter
+from napari_dem.core.errors import NotFittedError
+from napari_dem.core.model import ModelFileError
+from napari_dem.core.segment import segment
+
+REFERENCE = Path(__file__).parent / "data" / "segment_reference.npz"
+
+
+@pytest.mark.parametrize(("sample", "axes"), [("nuclei2d", "YX"), ("nuclei3d", "ZYX")])
+def test_fit_predict_gives_the_labels_of_the_one_call_segment(sample: str, axes: str) -> None:
+    """Bit for bit the labels ``segment()`` gave before it became a segmenter (commit 8218aec:
+    ``segment(SAMPLES[name]()[0], axes, device="cpu").labels``, saved in tests/data)."""
+    from napari_dem._sample_data import SAMPLES
+
+    image, _ = SAMPLES[sample]()
+    expected = np.load(REFERENCE)["dsb2018" if sample == "nuclei2d" else "nuclei3d"]
+    labels = DEMSegmenter(device="cpu").fit_predict(image, axes)
+    assert labels.dtype == np.uint8 and np.array_equal(labels, expected)
+
+
+def test_fit_on_one_image_and_predict_another_keeps_the_classes(nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    seg = DEMSegmenter(model=tiny_model, device="cpu").fit(img, "YX")
+    assert seg.n_clusters_ == 3 and seg.mode_ == "2d" and seg.params_.means.shape[1] == 3
+    assert np.array_equal(seg.predict(img, "YX"), segment(img, "YX", model=tiny_model, device="cpu").labels)
+    # A brighter copy: a new fit renormalises it (same labels as the original), the fitted
+    # segmenter does not (its range and mixture stay those of the first image).
+    brighter = img.astype(np.float32) * 1.6
+    refit = DEMSegmenter(model=tiny_model, device="cpu").fit_predict(brighter, "YX")
+    assert np.mean(refit == seg.predict(img, "YX")) > 0.999
+    assert np.mean(seg.predict(brighter, "YX") != refit) > 0.02
+    # Frames of a stack are predicted with the same mixture: frame 0 equals the single image.
+    stack = seg.predict(np.stack([img, brighter]), "TYX")
+    assert np.array_equal(stack[0], seg.predict(img, "YX"))
+
+
+def test_fit_on_several_images(nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    seg = DEMSegmenter(model=tiny_model, device="cpu", n_clusters=2).fit([img, img[::-1].copy()], "YX")
+    assert seg.n_clusters_ == 2 and set(np.unique(seg.predict(img, "YX"))) == {1, 2}
+
+
+def test_predict_proba_matches_predict(nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    seg = DEMSegmenter(model=tiny_model, device="cpu", tile_size=48).fit(img, "YX")
+    proba = seg.predict_proba(img, "YX")
+    assert proba.shape == (*img.shape, 3) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-4)
+    assert np.array_equal(proba.argmax(-1) + 1, seg.predict(img, "YX"))
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path: Path, nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    seg = DEMSegmenter(model=tiny_model, device="cpu", n_clusters=4, seed=2).fit(img, "YX")
+    path = seg.save(tmp_path / "seg.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["seg.pt"]
+    loaded = DEMSegmenter.load(path, device="cpu")
+    assert loaded.n_clusters_ == 4 and loaded.seed == 2 and loaded.mode_ == "2d"
+    other = np.roll(img, 17, axis=1)
+    assert np.array_equal(loaded.predict(other, "YX"), seg.predict(other, "YX"))
+    np.testing.assert_array_equal(loaded.lo_, seg.lo_)
+
+
+def test_bad_segmenter_files_are_refused_and_never_executed(tmp_path: Path, tiny_model) -> None:
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (marker.touch, ())
+
+    torch.save({"format": "napari-dem-segmenter", "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelFileError, match="not executed"):
+        DEMSegmenter.load(tmp_path / "evil.pt")
+    assert not marker.exists()
+    from napari_dem.core.model import save_model
+
+    save_model(tiny_model, tmp_path / "model.pt")  # a model, not a fitted segmenter
+    with pytest.raises(ModelFileError, match="not a napari-dem segmenter"):
+        DEMSegmenter.load(tmp_path / "model.pt")
+
+
+def test_predict_needs_a_fit_and_a_matching_image(nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    with pytest.raises(NotFittedError, match="fit"):
+        DEMSegmenter(model=tiny_model).predict(img, "YX")
+    seg = DEMSegmenter(model=tiny_model, device="cpu").fit(img, "YX")
+    with pytest.raises(ValueError, match="channel"):
+        seg.predict(np.stack([img, img], -1), "YXC")
+
+
+def test_the_callers_model_is_not_changed(nuclei2d, tiny_model) -> None:
+    img, _ = nuclei2d
+    tiny_model.train()
+    DEMSegmenter(model=tiny_model, device="cpu").fit(img, "YX")
+    assert tiny_model.training  # the segmenter works on its own copy in inference mode

@@ -1,7 +1,8 @@
 """The public Python API: the functions the CLI and the napari widgets call.
 
 >>> from napari_dem.api import segment_image
->>> out = segment_image(image, axes="ZYX", n_clusters=3, instances=True)
+>>> out = segment_image(image, axes="ZYX", instances=True)
+>>> out.semantic.decision.summary()  # the K and task the fit chose
 >>> out.labels  # instance ids, 0 = background, same shape as image
 >>> later = segment_image(other, axes="ZYX", segmenter=out.semantic.segmenter)  # same classes
 
@@ -11,6 +12,7 @@ For fitting once and predicting many images, use :class:`DEMSegmenter` directly.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,14 +21,14 @@ import torch
 from .core.layout import parse_axes
 from .core.model import DEMModel, load_default_model, load_model, resolve_device
 from .core.progress import CancelToken, ProgressFn
-from .core.refine import background_id, instances_per_frame
+from .core.refine import instances_per_frame
 from .core.segment import SegmentationResult
 from .core.segmenter import DEMSegmenter
 
 
 @dataclass
 class SegmentOutput:
-    labels: np.ndarray  #: semantic 1..K, or instances (0 = background) when asked for
+    labels: np.ndarray  #: objects 0/1 or classes 1..K; instances (0 = background) when asked for
     axes: str  #: axes of ``labels`` (the input's minus C)
     semantic: SegmentationResult
     instances: bool
@@ -48,8 +50,10 @@ def segment_image(
     axes: str | None = None,
     *,
     n_clusters: int | None = None,
+    task: str = "auto",
+    objects: str | int | Sequence[int] | None = None,
+    background: str | int | Sequence[int] | None = None,
     instances: bool = False,
-    background: str | int = "darkest",
     model: DEMModel | str | os.PathLike[str] | None = None,
     mode: str = "auto",
     device: str = "auto",
@@ -64,31 +68,31 @@ def segment_image(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentOutput:
-    """Semantic DEM segmentation of ``image``, optionally split into instances.
+    """DEM segmentation of ``image``: objects on a background, or classes; optionally instances.
 
-    Semantic labels are ``1..K`` by increasing mean intensity (K = 3 in 2D and 2 in 3D
-    when not given). With
-    ``instances=True`` every cluster but ``background`` (``darkest``, ``brightest``
-    or an id) becomes separated objects (distance-transform watershed), 0 = background,
-    connected across Z when there is a Z axis, frame by frame along T.
+    At default settings the fit chooses K (``n_clusters=None``), the ``task`` (``auto``)
+    and which clusters are objects; ``out.semantic.decision`` says what it chose. Objects:
+    0 = background, 1 = objects (``objects``: ``brightest``, ``darkest`` or cluster ids
+    overrides the choice; ``background`` says the same from the other side). Classes:
+    ``1..K`` by increasing intensity. ``instances=True`` splits the objects (for classes:
+    every class but the darkest) into separate objects (distance-transform watershed
+    scaled to the object size; ``min_distance``/``smooth`` override), connected across Z
+    when there is a Z axis, frame by frame along T.
 
-    ``segmenter``: an already fitted :class:`DEMSegmenter` (its K, mode and mixture;
-    ``n_clusters``, ``model``, ``mode``, ``device``, ``seed`` and ``tile_size`` are then
-    ignored): the labels get the same ids as in the images it was fitted on. Otherwise
-    one is fitted on ``image`` and returned in ``.semantic.segmenter``. ``out``
-    receives the semantic labels (any writable array of the label shape).
+    ``segmenter``: an already fitted :class:`DEMSegmenter` (its K, task, mode and mixture;
+    the fitting parameters are then ignored): the labels get the same ids as in the
+    images it was fitted on. Otherwise one is fitted on ``image`` and returned in
+    ``.semantic.segmenter``. ``out`` receives the semantic labels (any writable array of
+    the label shape).
     """
-    if segmenter is not None:
-        n_clusters = segmenter.n_clusters_
-    if n_clusters is not None:
-        background_id(background, n_clusters)  # a bad background fails before the work
     semantic = semantic_labels(
         image, axes, segmenter=segmenter, rgb=rgb, out=out, progress=progress, cancel=cancel,
         model=model, n_clusters=n_clusters, mode=mode, device=device, seed=seed, tile_size=tile_size,
+        task=task, objects=objects, background=background,
     )  # fmt: skip
-    bg = background_id(background, semantic.n_clusters)
     if not instances:
         return SegmentOutput(semantic.labels, semantic.axes, semantic, False)
+    bg = 0 if semantic.task == "objects" else 1
     inst = instances_per_frame(
         semantic.labels, semantic.axes, bg, min_distance=min_distance, smooth=smooth, min_size=min_size
     )

@@ -5,7 +5,8 @@ mixture, then predict tile by tile); this module keeps the shared limits and
 defaults, the checks of an input image and of the mode, and ``segment()``, which
 is ``DEMSegmenter(...).fit_predict(image)`` with the fitted state in the result.
 
-Labels are ``1..K`` numbered by increasing mean input intensity of the cluster.
+Labels: for objects 0 = background, 1 = objects; for classes ``1..K`` numbered by
+increasing mean intensity (see :mod:`.decide` for how the task is chosen).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .model import DEMModel, load_default_model
 from .progress import CancelToken, ProgressFn
 
 if TYPE_CHECKING:
+    from .decide import Decision
     from .segmenter import DEMSegmenter
 
 #: Points used to fit the global mixture; the grid stride grows so that no more are taken.
@@ -31,22 +33,24 @@ DEFAULT_MAX_SAMPLES = 200_000
 #: Latents are cached between the two passes while they take less memory than this.
 CACHE_BYTES = 512 * 2**20
 MAX_CLUSTERS = 255
-#: K when none is given, measured per mode: 3 (dim objects, bright objects, background) on
-#: 2D fluorescence; 2 for the 3D model, whose third component splits the background.
-DEFAULT_CLUSTERS = {"2d": 3, "3d": 2}
 #: Tile side when none is given: a 3D tile of 512^3 would hold gigabytes of activations.
 DEFAULT_TILE = {"2d": 512, "3d": 128}
 
 
 @dataclass
 class SegmentationResult:
-    labels: np.ndarray  #: input's shape minus the channel axis; 1..K
+    labels: np.ndarray  #: input's shape minus the channel axis; objects 0/1, classes 1..K
     axes: str  #: axes of ``labels``
     n_clusters: int
     params: GMMParams  #: mixture over standardised latents, components in label order
     cluster_intensity: np.ndarray  #: mean normalised input intensity of labels 1..K
     mode: str  #: "2d" (per slice) or "3d"
     segmenter: DEMSegmenter  #: the fitted segmenter: predict more images with the same classes
+    decision: Decision  #: K, task and objects as decided by the fit (or given)
+
+    @property
+    def task(self) -> str:
+        return self.decision.task
 
     @classmethod
     def of(cls, segmenter: DEMSegmenter, labels: np.ndarray, axes: str) -> SegmentationResult:
@@ -58,6 +62,7 @@ class SegmentationResult:
             cluster_intensity=segmenter.cluster_intensity_,
             mode=segmenter.mode_,
             segmenter=segmenter,
+            decision=segmenter.decision_,
         )
 
 
@@ -118,6 +123,9 @@ def segment(
     rgb: bool | None = None,
     out: np.ndarray | None = None,
     scribbles: np.ndarray | None = None,
+    task: str = "auto",
+    objects=None,
+    background=None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
@@ -142,6 +150,9 @@ def segment(
         seed=seed,
         em_steps=em_steps,
         max_samples=max_samples,
+        task=task,
+        objects=objects,
+        background=background,
     )
     labels = segmenter.fit_predict(
         image, axes, scribbles=scribbles, rgb=rgb, out=out, progress=progress, cancel=cancel

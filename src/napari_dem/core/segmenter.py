@@ -23,10 +23,11 @@ the painted classes when scribbles guide the fit.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .decide import FEATURES, Decision, check_task, decide, parse_objects
 from .em import GMMParams, e_step, fit_gmm, standardization
 from .errors import InputError, NotFittedError
 from .intensity import joint_normalization
@@ -49,10 +51,10 @@ from .model import (
     resolve_device,
     save_torch_file,
 )
+from .networks import gaussian_kernel1d
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .segment import (
     CACHE_BYTES,
-    DEFAULT_CLUSTERS,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_TILE,
     MAX_CLUSTERS,
@@ -65,21 +67,24 @@ from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
 _NAN = "the image contains NaN or infinite values; replace them first"
+#: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
+INTENSITY_SIGMA = 1.0
 
-#: (fit-image index, unit index, tile index) -> latents of the tile's core, kept between passes
-LatentCache = dict[tuple[int, int, int], torch.Tensor]
+#: (fit-image index, unit index, tile index) -> (latents, denoised intensity) of the tile's core,
+#: kept between passes
+LatentCache = dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 # ----------------------------------------------------------------------------- choices
 
 
-def choose_n_clusters(n_clusters: int | None, mode: str) -> int:
-    """K: the one asked for, else :data:`DEFAULT_CLUSTERS` for the mode (3 in 2D, 2 in 3D)."""
+def check_n_clusters(n_clusters: int | None) -> int | None:
+    """K as asked for, checked; None means "choose from the data"."""
     if n_clusters is None:
-        n_clusters = DEFAULT_CLUSTERS[mode]
+        return None
     if not isinstance(n_clusters, int | np.integer) or not 2 <= n_clusters <= MAX_CLUSTERS:
         raise ValueError(
-            f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS}, got {n_clusters}"
+            f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS} (or auto), got {n_clusters}"
         )
     return int(n_clusters)
 
@@ -124,6 +129,7 @@ class _Encoder:
         self.model, self.dev = model, dev
         self.lo = torch.from_numpy(lo).to(dev).view(-1, 1, *([1] * ndim))
         self.scale = torch.from_numpy(1.0 / (hi - lo)).to(dev).view_as(self.lo)
+        self.kernel = gaussian_kernel1d(INTENSITY_SIGMA)
 
     def __call__(
         self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]
@@ -135,8 +141,11 @@ class _Encoder:
         x = (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
         with torch.inference_mode():
             z = self.model.encode(x)
+            # Denoised intensity (channel mean, Gaussian sigma 1 px): what "brighter" means
+            # for ordering labels, counting intensity modes, and the classes features.
+            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.kernel.to(x))
         z = z[(slice(None), slice(None), *inner)]
-        core_int = x[(slice(None), 0, *inner)].mean(0)
+        core_int = smooth[(0, 0, *inner)]
         return z.reshape(-1, *z.shape[2:]).movedim(0, -1), core_int
 
 
@@ -262,9 +271,16 @@ class DEMSegmenter:
     >>> seg.save("nuclei.demseg")
 
     ``model`` is a :class:`DEMModel`, a model file, or None for the shipped default of
-    the mode; ``n_clusters=None`` is 3 in 2D and 2 in 3D; ``tile_size=None`` is 512 in
-    2D and 128 in 3D; ``em_steps=None`` takes the model's. Bad input raises
-    ``ValueError`` (or :class:`~.errors.InputError`) with a message a user can act on.
+    the mode; ``tile_size=None`` is 512 in 2D and 128 in 3D; ``em_steps=None`` takes the
+    model's. Bad input raises ``ValueError`` (or :class:`~.errors.InputError`) with a
+    message a user can act on.
+
+    At default settings the fit decides (:mod:`.decide`, :mod:`.select`): K
+    (``n_clusters=None``: the intensity modes), the ``task`` (``"auto"``: objects on a
+    background, or classes) and, for objects, which clusters are objects (``objects``:
+    ``"brightest"``, ``"darkest"`` or ids; ``background`` says the same from the other
+    side). The decision is in :attr:`decision_`. :meth:`predict` gives the task's labels:
+    objects 0 = background, 1 = objects; classes 1..K by intensity.
     """
 
     def __init__(
@@ -277,8 +293,14 @@ class DEMSegmenter:
         seed: int = 0,
         em_steps: int | None = None,
         max_samples: int = DEFAULT_MAX_SAMPLES,
+        task: str = "auto",
+        objects: str | int | Sequence[int] | None = None,
+        background: str | int | Sequence[int] | None = None,
     ) -> None:
         self.model = model
+        self.task = task
+        self.objects = objects
+        self.background = background
         self.n_clusters = n_clusters
         self.mode = mode
         self.tile_size = tile_size
@@ -322,27 +344,67 @@ class DEMSegmenter:
             raise InputError("scribbles guide the fit on one image, not on several")
         sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
         self.lo_, self.hi_ = joint_normalization(images, layouts)
+        if scribbles is not None and self.n_clusters_ is None:  # painted classes say K
+            self.n_clusters_ = max(2, int(np.max(scribbles)))
         self.scribbles_ = _check_scribbles(scribbles, layouts[0], self.n_clusters_)
         encoder = self._encoder()
         cache: LatentCache | None = None
         if keep_cache and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
         x, intensity, clamp = self._sample(sources, encoder, steps, cancel, cache)
-        n_distinct = int(torch.unique(intensity).numel())
-        if self.n_clusters_ > n_distinct:
-            raise ValueError(
-                f"the image has only {n_distinct} distinct values: "
-                f"it cannot be split into {self.n_clusters_} clusters"
-            )
+        self._check_distinct(intensity, self.n_clusters_ or 2)
+        guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
-        params, cluster_int, (mean, scale) = fit_mixture(
-            x, intensity, clamp, self.n_clusters_, em_steps, self.model_.config.reg_covar, self.seed
+        fits: dict[tuple[str, int], tuple] = {}
+
+        def fit(features: str, k: int) -> tuple:
+            if (features, k) not in fits:
+                feats = x if features == "latent" else intensity.unsqueeze(-1)
+                params, cluster_int, std = fit_mixture(
+                    feats, intensity, clamp, k, em_steps, self.model_.config.reg_covar, self.seed
+                )
+                fits[(features, k)] = (params.permute(label_order(cluster_int, guided)), cluster_int, std)
+            return fits[(features, k)]
+
+        def latent_labels(k: int) -> np.ndarray:
+            params, _, (mean, scale) = fit("latent", k)
+            with torch.inference_mode():
+                log_resp, _ = e_step(((x - mean) / scale).unsqueeze(0), params)
+            return (log_resp[0].argmax(-1) + 1).cpu().numpy()
+
+        self.decision_ = decide(
+            intensity, latent_labels, self._grid(sources),
+            n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided, seed=self.seed, extra_cluster=self.mode_ == "2d",
+        )  # fmt: skip
+        self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
+        self._check_distinct(intensity, self.n_clusters_)
+        self.params_, cluster_int, (self.feature_mean_, self.feature_scale_) = fit(
+            self.features_, self.n_clusters_
         )
-        order = label_order(cluster_int, guided=bool((clamp >= 0).any()))
-        self.params_ = params.permute(order)
-        self.cluster_intensity_ = cluster_int[order].cpu().numpy()
-        self.feature_mean_, self.feature_scale_ = mean, scale
+        self.cluster_intensity_ = cluster_int[label_order(cluster_int, guided)].cpu().numpy()
         return sources, cache
+
+    @staticmethod
+    def _check_distinct(intensity: torch.Tensor, n_clusters: int) -> None:
+        n_distinct = int(torch.unique(intensity).numel())
+        if n_clusters > n_distinct:
+            raise ValueError(
+                f"the image has only {n_distinct} distinct values: it cannot be split into {n_clusters} clusters"
+            )
+
+    def _grid(self, sources: list[_Source]) -> Callable[[np.ndarray], np.ndarray]:
+        """Turns the sampled points' labels into the label image of the middle unit of the first
+        image, on the sampling grid: the picture the objects-or-classes rule looks at."""
+        source = sources[0]
+        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+        shape = tuple(len(range(stride // 2, n, stride)) for n in source.spatial)
+        per_unit = math.prod(shape)
+        u = len(source.units) // 2
+
+        def grid(labels: np.ndarray) -> np.ndarray:
+            return labels[u * per_unit : (u + 1) * per_unit].reshape(shape)
+
+        return grid
 
     def _settle(self, layouts: list[Layout]) -> None:
         """Resolve and check the hyper-parameters for these images: mode, K, tile, device, model."""
@@ -351,7 +413,9 @@ class DEMSegmenter:
         if len(modes) > 1:
             raise InputError("the images to fit on need different modes (2D and 3D); give --mode")
         mode = modes.pop()
-        n_clusters = choose_n_clusters(self.n_clusters, mode)
+        n_clusters = check_n_clusters(self.n_clusters)
+        check_task(self.task)
+        self._objects = parse_objects(self.objects, self.background)
         tile = self.tile_size if self.tile_size is not None else DEFAULT_TILE[mode]
         if tile < 16:
             raise ValueError(f"tile size must be at least 16 pixels, got {tile}")
@@ -408,7 +472,7 @@ class DEMSegmenter:
                     check_cancel(cancel)
                     feats, core_int = encoder(unit, read, inner)
                     if cache is not None:
-                        cache[(i, u, r)] = feats.cpu()
+                        cache[(i, u, r)] = (feats.cpu(), core_int.cpu())
                     base = bases[i] + u * n_spatial
                     points = grid_points(core, stride)
                     if points is not None:
@@ -524,18 +588,33 @@ class DEMSegmenter:
             raise ValueError(f"out has shape {tuple(labels.shape)}, expected {layout.label_shape}")
         return labels
 
-    @staticmethod
-    def _write_labels(labels: np.ndarray, scribbles: np.ndarray | None) -> Callable[..., None]:
-        """Writes a tile's most responsible component as labels; painted pixels keep their class."""
+    def _write_labels(self, labels: np.ndarray, scribbles: np.ndarray | None) -> Callable[..., None]:
+        """Writes a tile's task labels (:attr:`label_table_` of the most responsible component);
+        painted pixels keep their class."""
+        table = torch.from_numpy(self.label_table_)
 
         def write(index, log_resp: torch.Tensor, tile_shape) -> None:
-            lab = (log_resp.argmax(-1) + 1).to(torch.uint8).reshape(tile_shape).cpu().numpy()
+            lab = table[(log_resp.argmax(-1) + 1).cpu()].reshape(tile_shape).numpy()
             if scribbles is not None:
                 painted = scribbles[index]
                 lab = np.where(painted > 0, painted, lab).astype(np.uint8)
             labels[index] = lab
 
         return write
+
+    @property
+    def label_table_(self) -> np.ndarray:
+        """uint8 lookup from cluster id (1..K) to the task's label: objects 0/1, classes 1..K."""
+        ids = np.arange(self.n_clusters_ + 1)
+        if self.decision_.task == "objects":
+            return np.isin(ids, self.decision_.objects).astype(np.uint8)
+        return ids.astype(np.uint8)
+
+    def _features(self, latents: torch.Tensor, intensity: torch.Tensor) -> torch.Tensor:
+        """``(N, F)`` mixture features of a tile: the latents, or the denoised intensity."""
+        if self.features_ == "intensity":
+            return intensity.reshape(-1, 1)
+        return latents.reshape(-1, latents.shape[-1])
 
     def _assign(self, source: _Source, write, steps: _Steps, cancel, cache: LatentCache | None) -> None:
         """Pass 2: the responsibilities of every pixel under the fitted mixture, tile by tile."""
@@ -546,15 +625,14 @@ class DEMSegmenter:
         for u, unit in enumerate(source.units):
             for r, (core, read, inner) in enumerate(source.regions):
                 check_cancel(cancel)
-                feats = (
-                    cache.pop((0, u, r)).to(self.device_)
-                    if cache is not None
-                    else encoder(unit, read, inner)[0]
-                )
+                if cache is not None:
+                    latents, intensity = (t.to(self.device_) for t in cache.pop((0, u, r)))
+                else:
+                    latents, intensity = encoder(unit, read, inner)
                 with torch.inference_mode():
-                    f = ((feats.reshape(-1, feats.shape[-1]) - mean) / scale).unsqueeze(0)
+                    f = ((self._features(latents, intensity) - mean) / scale).unsqueeze(0)
                     log_resp, _ = e_step(f, params)
-                write(unit.label_index(core), log_resp[0], feats.shape[:-1])
+                write(unit.label_index(core), log_resp[0], intensity.shape)
                 steps.step("assigning")
 
     # ------------------------------------------------------------------ files
@@ -570,6 +648,7 @@ class DEMSegmenter:
             "lo": self.lo_.tolist(),
             "hi": self.hi_.tolist(),
             "cluster_intensity": self.cluster_intensity_.tolist(),
+            "decision": dataclasses.asdict(self.decision_),
         }
         p = self.params_.detach().to("cpu")
         payload = {
@@ -624,8 +703,13 @@ class DEMSegmenter:
         seg.params_ = GMMParams(mix["log_weights"], mix["means"], mix["variances"])
         seg.feature_mean_, seg.feature_scale_ = mix["feature_mean"], mix["feature_scale"]
         seg.scribbles_ = None
+        decision = fitted["decision"]
+        seg.decision_ = Decision(**{**decision, "objects": tuple(decision["objects"])})
+        seg.features_ = seg.decision_.features
+        if seg.features_ not in FEATURES:
+            raise ValueError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()
-        features = model.config.latent_dim * len(seg.lo_)
+        features = 1 if seg.features_ == "intensity" else model.config.latent_dim * len(seg.lo_)
         if tuple(seg.params_.means.shape) != (1, seg.n_clusters_, features) or len(seg.hi_) != len(seg.lo_):
             raise ValueError("the mixture does not fit the model and the channels")
         return seg

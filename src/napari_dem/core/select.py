@@ -210,7 +210,9 @@ def _candidate(
     return choice, r_objects < SIZE_RATIO * r_background
 
 
-def choose_task(labels: np.ndarray, n_clusters: int) -> TaskChoice:
+def choose_task(
+    labels: np.ndarray, n_clusters: int, *, force_objects: bool = False, polarity: str | None = None
+) -> TaskChoice:
     """Objects or classes, and which clusters are objects, from a (possibly subsampled)
     label image ``labels`` (1..K by intensity) of one frame or volume.
 
@@ -218,18 +220,25 @@ def choose_task(labels: np.ndarray, n_clusters: int) -> TaskChoice:
     reading is the same partition), so the rule only picks the polarity. With three or
     more, the objects must also be smaller than every background region
     (:data:`SIZE_RATIO`): tissue classes form regions of comparable size.
+
+    ``force_objects``: the caller knows these are objects; return the best reading even
+    if no rule holds (the most compact islands), restricted to ``polarity`` if given.
     """
     planes = _planes(labels)
     best: TaskChoice | None = None
-    evidence = TaskChoice("classes", (), "", 0.0, 0, 0.0)
-    for polarity, objects in _candidates(n_clusters):
-        choice, fits = _candidate(labels, planes, polarity, objects, n_clusters)
+    evidence = TaskChoice("classes", (), "", -1.0, 0, 0.0)
+    for pol, objects in _candidates(n_clusters):
+        if polarity and pol != polarity:
+            continue
+        choice, fits = _candidate(labels, planes, pol, objects, n_clusters)
         if choice.solidity > evidence.solidity:
             evidence = choice
         if fits and (best is None or choice.solidity > best.solidity):
             best = choice
-    if best is None:
-        return TaskChoice(
-            "classes", (), "", evidence.solidity, evidence.n_islands, evidence.background_fraction
-        )
-    return best
+    if best is not None:
+        return best
+    if force_objects:
+        return evidence
+    return TaskChoice(
+        "classes", (), "", max(evidence.solidity, 0.0), evidence.n_islands, evidence.background_fraction
+    )

@@ -92,9 +92,13 @@ def segment_image(
     )  # fmt: skip
     if not instances:
         return SegmentOutput(semantic.labels, semantic.axes, semantic, False)
-    bg = 0 if semantic.task == "objects" else 1
     inst = instances_per_frame(
-        semantic.labels, semantic.axes, bg, min_distance=min_distance, smooth=smooth, min_size=min_size
+        semantic.labels,
+        semantic.axes,
+        semantic.instance_background,
+        min_distance=min_distance,
+        smooth=smooth,
+        min_size=min_size,
     )
     if inst.max() < 2**16:
         inst = inst.astype(np.uint16)

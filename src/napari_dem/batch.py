@@ -42,7 +42,9 @@ class BatchSettings:
     n_clusters: int | None = None
     axes: str | None = None
     instances: bool = False
-    background: str | int = "darkest"
+    task: str = "auto"
+    objects: str | int | None = None  #: None: chosen by the fit
+    background: str | int | None = None  #: the complement of ``objects``; give one of them
     model: str | None = None
     mode: str = "auto"
     device: str = "auto"
@@ -55,6 +57,8 @@ class BatchSettings:
         return {
             "n_clusters": self.n_clusters,
             "instances": self.instances,
+            "task": self.task,
+            "objects": self.objects,
             "background": self.background,
             "mode": self.mode,
             "device": self.device,
@@ -197,7 +201,7 @@ def segment_to_zarr(
 
     from .api import semantic_labels
     from .core.layout import parse_axes
-    from .core.refine import background_id, instances_per_frame
+    from .core.refine import instances_per_frame
     from .core.segment import validate_image
     from .io import _chunks
 
@@ -208,9 +212,6 @@ def segment_to_zarr(
         raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     validate_image(image)
     layout = parse_axes(settings.axes, image.shape)
-    n_clusters = segmenter.n_clusters_ if segmenter is not None else settings.n_clusters
-    if n_clusters is not None:
-        background_id(settings.background, n_clusters)
     shape, sem_tmp = layout.label_shape, _semantic_temp(out_path)
     with atomic_path(out_path, temp_path(out_path)) as tmp:
         try:
@@ -221,7 +222,7 @@ def segment_to_zarr(
                 **_segmenter_settings(settings),
             )  # fmt: skip
             if settings.instances:
-                bg = background_id(settings.background, result.n_clusters)
+                bg = result.instance_background
                 inst = zarr.open_array(
                     str(tmp), mode="w", shape=shape, dtype=np.uint32, chunks=_chunks(shape)
                 )
@@ -240,6 +241,9 @@ def _segmenter_settings(settings: BatchSettings) -> dict[str, object]:
         "tile_size": settings.tile_size,
         "device": settings.device,
         "seed": settings.seed,
+        "task": settings.task,
+        "objects": settings.objects,
+        "background": settings.background,
     }
 
 
@@ -266,6 +270,7 @@ class FileResult:
     axes: str  #: axes of ``labels``
     n_clusters: int | None  #: K (None when streamed: the labels were never in memory)
     streamed: bool  #: written tile by tile (never whole in memory)
+    decision: str = ""  #: what the fit chose (K, task, objects), one line
 
 
 def segment_file(
@@ -307,7 +312,8 @@ def segment_file(
         **settings.segment_kwargs(),
     )
     write_array(out, result.labels, overwrite=True, axes=result.axes)
-    return FileResult(result.labels, result.axes, result.semantic.n_clusters, False)
+    decision = result.semantic.decision.summary()
+    return FileResult(result.labels, result.axes, result.semantic.n_clusters, False, decision)
 
 
 def process_file(

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .core.decide import TASKS
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -24,6 +25,19 @@ EXIT_FAILED = 1
 
 class CliError(Exception):
     """A problem to report in one line and exit with :data:`EXIT_BAD_INPUT`."""
+
+
+def _clusters(text: str) -> int | None:
+    """``--clusters``: ``auto`` (None) or an integer K >= 2."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"K must be auto or an integer, got {text!r}") from exc
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"K must be at least 2, got {value}")
+    return value
 
 
 def _positive(name: str):
@@ -66,10 +80,11 @@ def _add_segment_parser(sub) -> None:
     )
     seg.add_argument(
         "--clusters",
-        type=int,
+        type=_clusters,
         default=None,
         metavar="K",
-        help="number of clusters K (default 3 in 2D, 2 in 3D)",
+        help="number of clusters K, or auto (default: auto, the intensity modes of the image; "
+        "objects get one more cluster for dim objects when that keeps them compact)",
     )
     seg.add_argument(
         "--axes",
@@ -77,12 +92,29 @@ def _add_segment_parser(sub) -> None:
         help="axes of the input, e.g. YX, YXC, ZYX, TYX, TZYX, CZYX (default: from file or guessed)",
     )
     seg.add_argument(
-        "--instances", action="store_true", help="split non-background clusters into separate objects"
+        "--task",
+        default="auto",
+        choices=TASKS,
+        help="objects (0 = background, 1 = objects), classes (1..K by intensity), or auto "
+        "(default: objects when the image shows compact islands on a background, else classes)",
+    )
+    seg.add_argument(
+        "--objects",
+        default=None,
+        metavar="WHICH",
+        help="which clusters are objects: brightest, darkest or ids like 2,3 (default: chosen from "
+        "the image, both polarities)",
     )
     seg.add_argument(
         "--background",
-        default="darkest",
-        help="background cluster for --instances: darkest, brightest or an id (default darkest)",
+        default=None,
+        metavar="WHICH",
+        help="the same choice from the other side: darkest, brightest or ids (give --objects or this)",
+    )
+    seg.add_argument(
+        "--instances",
+        action="store_true",
+        help="split the objects into separate instances (for classes: every class but the darkest)",
     )
     seg.add_argument(
         "--mode",
@@ -297,6 +329,8 @@ def _settings_from_args(args: argparse.Namespace):
         n_clusters=args.clusters,
         axes=args.axes,
         instances=args.instances,
+        task=args.task,
+        objects=args.objects,
         background=args.background,
         model=args.model,
         mode=args.mode,
@@ -326,7 +360,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """The batch path: resumable, one line per file, a summary; exit 1 when a file failed."""
     from .batch import _model_for, _model_ndim, batch_segment, expand_inputs
     from .core.progress import StderrProgress
-    from .core.refine import background_id
 
     if any(spec.startswith("sample:") for spec in args.inputs):
         raise CliError("sample: inputs are segmented one at a time, not in a batch")
@@ -335,8 +368,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"OUT must be a directory for a batch, and {out_dir} is a file")
-    if args.clusters is not None:
-        background_id(args.background, args.clusters)
     inputs = expand_inputs(args.inputs)
     settings = _settings_from_args(args)
     if settings.model is not None and not args.scheduler:
@@ -402,22 +433,25 @@ def _fitted_segmenter(args: argparse.Namespace):
         tile_size=args.tile_size,
         device=args.device,
         seed=args.seed,
+        task=args.task,
+        objects=args.objects,
+        background=args.background,
     )
     progress = None if args.quiet else StderrProgress("fit: ")
     segmenter.fit([d for d, _, _ in loaded], [a for _, a, _ in loaded], progress=progress)
     if not args.quiet:
         names = ", ".join(name for _, _, name in loaded)
-        print(f"fitted {segmenter.n_clusters_} clusters on {names}", file=sys.stderr)
+        print(f"fitted on {names}: {segmenter.decision_.summary()}", file=sys.stderr)
     return segmenter
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from .batch import segment_file
+    from .core.decide import parse_objects
     from .core.progress import StderrProgress
     from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
 
-    if args.clusters is not None and args.clusters < 2:
-        raise CliError(f"--clusters must be at least 2, got {args.clusters}")
+    parse_objects(args.objects, args.background)  # both given, or a bad id list: one line, exit 2
     if _is_batch(args):
         return cmd_batch(args)
     (out_path,) = _output_paths(args.inputs, args.output, args.format)
@@ -446,7 +480,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         else:
             n = int(written.labels.max())
             what = f"{n} objects" if args.instances else f"{written.n_clusters} clusters"
-            print(f"{name}: {what} -> {out_path} {took}", file=sys.stderr)
+            print(f"{name}: {what} -> {out_path} {took}; {written.decision}", file=sys.stderr)
     return 0
 
 

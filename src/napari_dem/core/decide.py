@@ -24,12 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import InputError
-from .select import MAX_AUTO_K, TaskChoice, choose_k, choose_task
+
+if TYPE_CHECKING:  # the CLI imports this module for its choices: keep torch and scipy out of --help
+    import torch
+
+    from .select import TaskChoice
 
 TASKS = ("auto", "objects", "classes")
 #: Objects get one cluster more than intensity modes unless that makes the islands less compact
@@ -124,6 +128,8 @@ def decide(
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
     ``grid`` turns those into the label image of one frame on the sampling grid."""
+    from .select import MAX_AUTO_K, choose_k, choose_task
+
     task = check_task(task)
     k_chosen = n_clusters is None and not guided
     k = choose_k(intensity.cpu().numpy(), seed) if k_chosen else int(n_clusters)

@@ -52,6 +52,11 @@ class SegmentationResult:
     def task(self) -> str:
         return self.decision.task
 
+    @property
+    def instance_background(self) -> int:
+        """The label that is not split into instances: 0 for objects, the darkest class for classes."""
+        return 0 if self.task == "objects" else 1
+
     @classmethod
     def of(cls, segmenter: DEMSegmenter, labels: np.ndarray, axes: str) -> SegmentationResult:
         return cls(

@@ -352,18 +352,25 @@ class DEMSegmenter:
         if keep_cache and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
         x, intensity, clamp = self._sample(sources, encoder, steps, cancel, cache)
+        self._decide_and_fit(x, intensity, clamp, self._grid(sources))
+        return sources, cache
+
+    def _decide_and_fit(self, x: torch.Tensor, intensity: torch.Tensor, clamp: torch.Tensor, grid) -> None:
+        """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture."""
         self._check_distinct(intensity, self.n_clusters_ or 2)
         guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
         fits: dict[tuple[str, int], tuple] = {}
 
         def fit(features: str, k: int) -> tuple:
+            """(mixture in label order, label intensities, standardisation), fitted once per (features, K)."""
             if (features, k) not in fits:
                 feats = x if features == "latent" else intensity.unsqueeze(-1)
                 params, cluster_int, std = fit_mixture(
                     feats, intensity, clamp, k, em_steps, self.model_.config.reg_covar, self.seed
                 )
-                fits[(features, k)] = (params.permute(label_order(cluster_int, guided)), cluster_int, std)
+                order = label_order(cluster_int, guided)
+                fits[(features, k)] = (params.permute(order), cluster_int[order], std)
             return fits[(features, k)]
 
         def latent_labels(k: int) -> np.ndarray:
@@ -373,23 +380,24 @@ class DEMSegmenter:
             return (log_resp[0].argmax(-1) + 1).cpu().numpy()
 
         self.decision_ = decide(
-            intensity, latent_labels, self._grid(sources),
-            n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided, seed=self.seed, extra_cluster=self.mode_ == "2d",
+            intensity, latent_labels, grid,
+            n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
+            seed=self.seed, extra_cluster=self.mode_ == "2d",
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(intensity, self.n_clusters_)
         self.params_, cluster_int, (self.feature_mean_, self.feature_scale_) = fit(
             self.features_, self.n_clusters_
         )
-        self.cluster_intensity_ = cluster_int[label_order(cluster_int, guided)].cpu().numpy()
-        return sources, cache
+        self.cluster_intensity_ = cluster_int.cpu().numpy()
 
     @staticmethod
     def _check_distinct(intensity: torch.Tensor, n_clusters: int) -> None:
         n_distinct = int(torch.unique(intensity).numel())
         if n_clusters > n_distinct:
             raise ValueError(
-                f"the image has only {n_distinct} distinct values: it cannot be split into {n_clusters} clusters"
+                f"the image has only {n_distinct} distinct values: "
+                f"it cannot be split into {n_clusters} clusters"
             )
 
     def _grid(self, sources: list[_Source]) -> Callable[[np.ndarray], np.ndarray]:

@@ -30,18 +30,20 @@ from napari_dem.core.metrics import matched_class_dice
 
 
 def dem_labels(case: Case, given: bool) -> tuple[np.ndarray, str]:
-    """DEM's output on ``case`` and what it decided: the default run, or K and task given."""
+    """DEM's output on ``case`` and what it decided: the default run (objects cases ask for
+    instances, as a user who counts objects does), or the right K and task given."""
     kwargs: dict[str, object] = {"device": "cpu"}
     if case.task == "objects":
         kwargs["instances"] = True
-    if given:
-        if case.task == "objects":
-            kwargs.update(n_clusters=2, background="darkest" if case.polarity == "bright" else "brightest")
-        else:
-            kwargs["n_clusters"] = case.n_classes
+    if given and case.task == "objects":
+        kwargs.update(
+            task="objects", n_clusters=2, objects="brightest" if case.polarity == "bright" else "darkest"
+        )
+    elif given:
+        kwargs.update(task="classes", n_clusters=case.n_classes)
     out = segment_image(case.image, case.axes, **kwargs)
-    k = out.semantic.n_clusters
-    return out.labels, f"K={k}"
+    d = out.semantic.decision
+    return out.labels, f"{d.task}, K={d.n_clusters}" + (f", objects {d.objects}" if d.objects else "")
 
 
 def score(case: Case, labels: np.ndarray) -> tuple[float, float | None]:

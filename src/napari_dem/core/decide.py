@@ -53,10 +53,15 @@ class Decision:
     features: str  #: one of :data:`FEATURES`
     k_chosen: bool  #: K was chosen from the data (not given)
     reason: str  #: one line: why this task and these objects
+    object_radius: float = 0.0  #: typical object radius (px in the plane) for objects, else 0
+    zoom: float = 1.0  #: the image plane was shrunk by this factor for the fit (large objects)
 
     def summary(self) -> str:
         k = f"K={self.n_clusters} ({'chosen from the data' if self.k_chosen else 'given'})"
-        return f"{k}; {self.reason}"
+        size = f"; objects ~{2 * self.object_radius:.0f} px across" if self.object_radius else ""
+        if self.zoom != 1.0:
+            size += f", segmented at {self.zoom:.2f}x"
+        return f"{k}; {self.reason}{size}"
 
 
 def check_task(task: str) -> str:
@@ -125,9 +130,11 @@ def decide(
     guided: bool,
     seed: int,
     extra_cluster: bool = True,
+    spacing: int = 1,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
-    ``grid`` turns those into the label image of one frame on the sampling grid."""
+    ``grid`` turns per-point values into the image of one frame on the sampling grid, whose
+    points are ``spacing`` pixels apart."""
     from .select import MAX_AUTO_K, choose_k, choose_task
 
     task = check_task(task)
@@ -135,8 +142,10 @@ def decide(
     k = choose_k(intensity.cpu().numpy(), seed) if k_chosen else int(n_clusters)
     if guided:  # painted classes are classes: their ids are the user's
         return Decision(k, "classes", (), "latent", False, "classes (painted by the user)")
+    size = _SizeOf(intensity, grid, spacing)
     if objects is not None:
-        return Decision(k, "objects", resolve_objects(objects, k), "latent", k_chosen, "objects (as given)")
+        ids = resolve_objects(objects, k)
+        return Decision(k, "objects", ids, "latent", k_chosen, "objects (as given)", size(k in ids))
     if task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
     first = choose_task(grid(fit(k)), k)
@@ -148,7 +157,33 @@ def decide(
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
         if more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more
-    return Decision(k, "objects", final.objects, "latent", k_chosen, _reason(final, task))
+    reason = _reason(final, task)
+    return Decision(k, "objects", final.objects, "latent", k_chosen, reason, size(final.polarity == "bright"))
+
+
+class _SizeOf:
+    """The objects' typical radius (px) from the denoised intensity split in two (Otsu), on the
+    sampling grid. Not from the mixture's labels: on objects much larger than the model's
+    context, those find the rims, and the rims' radius is that of a ring."""
+
+    def __init__(
+        self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int
+    ) -> None:
+        self.image = grid(intensity.cpu().numpy())
+        self.spacing = spacing
+
+    def __call__(self, bright: bool) -> float:
+        from skimage.filters import threshold_otsu
+
+        from .refine import object_radius
+        from .select import planes
+
+        views = planes(self.image)
+        plane = views[len(views) // 2]
+        if np.ptp(plane) == 0:
+            return 0.0
+        t = threshold_otsu(plane)
+        return self.spacing * object_radius(plane > t if bright else plane < t)
 
 
 def _reason(choice: TaskChoice, task: str) -> str:

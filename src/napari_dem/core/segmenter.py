@@ -53,6 +53,7 @@ from .model import (
 )
 from .networks import gaussian_kernel1d
 from .progress import CancelToken, ProgressFn, check_cancel, report
+from .rescale import grow_labels, shrink, zoom_for
 from .segment import (
     CACHE_BYTES,
     DEFAULT_MAX_SAMPLES,
@@ -329,7 +330,25 @@ class DEMSegmenter:
         their responsibilities clamped to their class, and label ids follow the classes.
         """
         self._fit(image, axes, scribbles, rgb, _Steps(progress, 1), cancel, keep_cache=False)
+        self._rescale_if_large(image, axes, rgb, cancel)
         return self
+
+    def _rescale_if_large(self, image, axes, rgb, cancel) -> bool:
+        """Refit on the image shrunk in Y and X when its objects are much larger than the
+        model's context (:mod:`.rescale`); only for one image held in memory, unguided."""
+        self.zoom_ = 1.0
+        if not isinstance(image, np.ndarray) or self.scribbles_ is not None:
+            return False
+        factor = zoom_for(self.decision_.object_radius, self.mode_)
+        if self.decision_.task != "objects" or factor >= 1.0:
+            return False
+        layout = _layout(image, axes, rgb)
+        small = shrink(image, layout.axes, factor)
+        radius = self.decision_.object_radius
+        self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
+        self.zoom_ = factor
+        self.decision_ = dataclasses.replace(self.decision_, object_radius=radius, zoom=factor)
+        return True
 
     def _fit(
         self, images, axes, scribbles, rgb, steps: _Steps, cancel, keep_cache: bool
@@ -352,10 +371,12 @@ class DEMSegmenter:
         if keep_cache and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
         x, intensity, clamp = self._sample(sources, encoder, steps, cancel, cache)
-        self._decide_and_fit(x, intensity, clamp, self._grid(sources))
+        self._decide_and_fit(x, intensity, clamp, sources)
         return sources, cache
 
-    def _decide_and_fit(self, x: torch.Tensor, intensity: torch.Tensor, clamp: torch.Tensor, grid) -> None:
+    def _decide_and_fit(
+        self, x: torch.Tensor, intensity: torch.Tensor, clamp: torch.Tensor, sources: list[_Source]
+    ) -> None:
         """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture."""
         self._check_distinct(intensity, self.n_clusters_ or 2)
         guided = bool((clamp >= 0).any())
@@ -379,10 +400,11 @@ class DEMSegmenter:
                 log_resp, _ = e_step(((x - mean) / scale).unsqueeze(0), params)
             return (log_resp[0].argmax(-1) + 1).cpu().numpy()
 
+        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         self.decision_ = decide(
-            intensity, latent_labels, grid,
+            intensity, latent_labels, self._grid(sources[0], stride),
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
-            seed=self.seed, extra_cluster=self.mode_ == "2d",
+            seed=self.seed, extra_cluster=self.mode_ == "2d", spacing=stride,
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(intensity, self.n_clusters_)
@@ -400,11 +422,10 @@ class DEMSegmenter:
                 f"it cannot be split into {n_clusters} clusters"
             )
 
-    def _grid(self, sources: list[_Source]) -> Callable[[np.ndarray], np.ndarray]:
-        """Turns the sampled points' labels into the label image of the middle unit of the first
+    @staticmethod
+    def _grid(source: _Source, stride: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Turns per-point values of the sample into the image of the middle unit of the first
         image, on the sampling grid: the picture the objects-or-classes rule looks at."""
-        source = sources[0]
-        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         shape = tuple(len(range(stride // 2, n, stride)) for n in source.spatial)
         per_unit = math.prod(shape)
         u = len(source.units) // 2
@@ -521,9 +542,24 @@ class DEMSegmenter:
         ``out`` may be any writable array of the label shape (a zarr array, a memmap):
         labels are written into it tile by tile, so memory stays bounded by a tile.
         """
+        if getattr(self, "zoom_", 1.0) != 1.0:
+            return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
         source = self._predict_source(image, axes, rgb)
         labels = self._label_array(out, source.layout)
         self._assign(source, self._write_labels(labels, None), _Steps(progress, 1), cancel, None)
+        return labels
+
+    def _predict_rescaled(self, image, axes, out, rgb, progress, cancel) -> np.ndarray:
+        """Predict at the fitted scale (:attr:`zoom_`), then grow the labels back to the image's."""
+        layout = _layout(image, axes, rgb)
+        labels = self._label_array(out, layout)
+        small = shrink(np.asarray(image), layout.axes, self.zoom_)
+        zoom, self.zoom_ = self.zoom_, 1.0
+        try:
+            small_labels = self.predict(small, layout.axes, rgb=rgb, progress=progress, cancel=cancel)
+        finally:
+            self.zoom_ = zoom
+        labels[...] = grow_labels(small_labels, layout.label_shape)
         return labels
 
     def predict_proba(
@@ -569,6 +605,8 @@ class DEMSegmenter:
         if out is not None and tuple(out.shape) != layout.label_shape:
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
         (source,), cache = self._fit(image, layout.axes, scribbles, rgb, steps, cancel, keep_cache=True)
+        if self._rescale_if_large(image, layout.axes, rgb, cancel):
+            return self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
         return labels
@@ -657,6 +695,7 @@ class DEMSegmenter:
             "hi": self.hi_.tolist(),
             "cluster_intensity": self.cluster_intensity_.tolist(),
             "decision": dataclasses.asdict(self.decision_),
+            "zoom": self.zoom_,
         }
         p = self.params_.detach().to("cpu")
         payload = {
@@ -714,6 +753,7 @@ class DEMSegmenter:
         decision = fitted["decision"]
         seg.decision_ = Decision(**{**decision, "objects": tuple(decision["objects"])})
         seg.features_ = seg.decision_.features
+        seg.zoom_ = float(fitted.get("zoom", 1.0))
         if seg.features_ not in FEATURES:
             raise ValueError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()

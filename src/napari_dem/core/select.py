@@ -136,7 +136,7 @@ class TaskChoice:
         )
 
 
-def _planes(labels: np.ndarray) -> list[np.ndarray]:
+def planes(labels: np.ndarray) -> list[np.ndarray]:
     """The 2D planes the island rule looks at: the image, or three Z planes of a volume.
 
     Solidity needs a convex hull, which is cheap and robust in 2D; a 3D blob is still a
@@ -181,12 +181,12 @@ def _candidates(n_clusters: int) -> Iterator[tuple[str, tuple[int, ...]]]:
 
 
 def _candidate(
-    labels: np.ndarray, planes: list[np.ndarray], polarity: str, objects: tuple[int, ...], n_clusters: int
+    labels: np.ndarray, views: list[np.ndarray], polarity: str, objects: tuple[int, ...], n_clusters: int
 ) -> tuple[TaskChoice, bool]:
     """The reading "``objects`` are the objects" and whether it passes every rule."""
     from .refine import object_radius
 
-    stats = [island_stats(np.isin(p, objects)) for p in planes]
+    stats = [island_stats(np.isin(p, objects)) for p in views]
     choice = TaskChoice(
         "objects",
         objects,
@@ -204,9 +204,9 @@ def _candidate(
         return choice, False
     if n_clusters == 2:
         return choice, True
-    r_objects = float(np.mean([object_radius(np.isin(p, objects)) for p in planes]))
+    r_objects = float(np.mean([object_radius(np.isin(p, objects)) for p in views]))
     background = [k for k in range(1, n_clusters + 1) if k not in objects]
-    r_background = min(float(np.mean([object_radius(p == k) for p in planes])) for k in background)
+    r_background = min(float(np.mean([object_radius(p == k) for p in views])) for k in background)
     return choice, r_objects < SIZE_RATIO * r_background
 
 
@@ -224,13 +224,13 @@ def choose_task(
     ``force_objects``: the caller knows these are objects; return the best reading even
     if no rule holds (the most compact islands), restricted to ``polarity`` if given.
     """
-    planes = _planes(labels)
+    views = planes(labels)
     best: TaskChoice | None = None
     evidence = TaskChoice("classes", (), "", -1.0, 0, 0.0)
     for pol, objects in _candidates(n_clusters):
         if polarity and pol != polarity:
             continue
-        choice, fits = _candidate(labels, planes, pol, objects, n_clusters)
+        choice, fits = _candidate(labels, views, pol, objects, n_clusters)
         if choice.solidity > evidence.solidity:
             evidence = choice
         if fits and (best is None or choice.solidity > best.solidity):

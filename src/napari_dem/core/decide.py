@@ -164,22 +164,24 @@ def decide(
 class _SizeOf:
     """The objects' typical radius (px) from the denoised intensity split in two (Otsu), on the
     sampling grid. Not from the mixture's labels: on objects much larger than the model's
-    context, those find the rims, and the rims' radius is that of a ring."""
+    context those find the rims, and the rims' radius is that of a ring. The plane is
+    flattened first (minus a blur over a quarter of its side), so that uneven illumination
+    does not pass for one big object."""
 
-    def __init__(
-        self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int
-    ) -> None:
+    def __init__(self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int) -> None:
         self.image = grid(intensity.cpu().numpy())
         self.spacing = spacing
 
     def __call__(self, bright: bool) -> float:
+        from scipy import ndimage as ndi
         from skimage.filters import threshold_otsu
 
         from .refine import object_radius
         from .select import planes
 
         views = planes(self.image)
-        plane = views[len(views) // 2]
+        plane = views[len(views) // 2].astype(np.float64)
+        plane = plane - ndi.gaussian_filter(plane, max(plane.shape) / 4, mode="nearest")
         if np.ptp(plane) == 0:
             return 0.0
         t = threshold_otsu(plane)

@@ -27,6 +27,7 @@ from _panel_cases import Case, build_cases
 from _sweeps import best_classes, best_objects
 from napari_dem.api import segment_image
 from napari_dem.core.metrics import matched_class_dice
+from napari_dem.data.families import PANEL_SEEDS, classes_image
 
 
 def dem_labels(case: Case, given: bool) -> tuple[np.ndarray, str]:
@@ -138,9 +139,39 @@ def print_tables(rows: list[dict[str, object]]) -> None:
     )
 
 
+def auto_k_rows(seeds: range) -> list[tuple[object, ...]]:
+    """How many labels the default ends with on class phantoms of known K (panel seeds)."""
+    rows = []
+    for contrast, ks, separations in (("mean", (2, 3, 4, 5, 6), (2.0, 3.0)), ("texture", (2, 3), (3.0,))):
+        for k in ks:
+            for sep in separations:
+                got = []
+                for seed in seeds:
+                    img, _ = classes_image(
+                        (192, 192), n_classes=k, contrast=contrast, separation=sep, seed=seed
+                    )
+                    d = segment_image(img, "YX", device="cpu").semantic.decision
+                    got.append(2 if d.task == "objects" else d.n_clusters)
+                rows.append((contrast, k, sep if contrast == "mean" else "", " ".join(map(str, got)),
+                             f"{np.mean(np.array(got) == k):.0%}"))  # fmt: skip
+    return rows
+
+
+def print_auto_k(seeds: range) -> None:
+    rows = auto_k_rows(seeds)
+    print(
+        f"\nAuto K on class phantoms (192x192, seeds {seeds.start}-{seeds.stop - 1}): labels of the default\n"
+    )
+    print(table(("classes differ in", "true K", "separation (noise sd)", "labels found", "right"), rows))
+    mean_rows = [r for r in rows if r[0] == "mean"]
+    hits = np.mean([float(r[4].rstrip("%")) / 100 for r in mean_rows])
+    print(f"\nMean-separated phantoms: the generating K in {hits:.0%} of cases.")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    ap.add_argument("--no-auto-k", action="store_true", help="skip the auto-K table")
     args = ap.parse_args(argv)
     wanted = {c for c in args.cases.split(",") if c}
     cases = build_cases(lambda name: not wanted or name in wanted)
@@ -155,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         rows.append(row)
     print_tables(rows)
+    if not args.no_auto_k:
+        print_auto_k(range(PANEL_SEEDS.start + 50, PANEL_SEEDS.start + 54))
 
 
 if __name__ == "__main__":

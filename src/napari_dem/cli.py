@@ -35,8 +35,6 @@ def _clusters(text: str) -> int | None:
         value = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"K must be auto or an integer, got {text!r}") from exc
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"K must be at least 2, got {value}")
     return value
 
 
@@ -452,6 +450,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from .io import check_writable, overlay_rgb, plane_for_overlay, write_array
 
     parse_objects(args.objects, args.background)  # both given, or a bad id list: one line, exit 2
+    if args.clusters is not None and args.clusters < 2:
+        raise CliError(f"--clusters must be at least 2 (or auto), got {args.clusters}")
     if _is_batch(args):
         return cmd_batch(args)
     (out_path,) = _output_paths(args.inputs, args.output, args.format)

@@ -168,7 +168,9 @@ class _SizeOf:
     flattened first (minus a blur over a quarter of its side), so that uneven illumination
     does not pass for one big object."""
 
-    def __init__(self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int) -> None:
+    def __init__(
+        self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int
+    ) -> None:
         self.image = grid(intensity.cpu().numpy())
         self.spacing = spacing
 

@@ -1,0 +1,125 @@
+"""Default settings decide K, the task and the object polarity (core/decide.py), through the API
+and the CLI; each check against a known answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_dem.api import segment_image
+from napari_dem.cli import main
+from napari_dem.core.metrics import foreground_iou, matched_class_dice
+from napari_dem.core.segmenter import DEMSegmenter
+from napari_dem.data.families import classes_image, objects_image
+
+
+@pytest.fixture(scope="module")
+def dsb_crop() -> np.ndarray:
+    from napari_dem._sample_data import SAMPLES
+
+    image, _ = SAMPLES["nuclei2d"]()
+    return np.asarray(image)[:256, :256]
+
+
+def test_default_finds_bright_objects_with_background_zero(dsb_crop) -> None:
+    out = segment_image(dsb_crop, "YX", device="cpu")
+    d = out.semantic.decision
+    assert d.task == "objects" and d.k_chosen and d.objects[-1] == d.n_clusters
+    assert set(np.unique(out.labels)) == {0, 1}
+    assert 0.1 < out.labels.mean() < 0.5  # nuclei are the minority, background is 0
+    assert "objects" in d.summary() and "chosen from the data" in d.summary()
+
+
+def test_inverted_image_gives_the_same_objects(dsb_crop) -> None:
+    """Dark objects on a bright field (brightfield, H&E) are found as objects too."""
+    normal = segment_image(dsb_crop, "YX", device="cpu")
+    inverted = segment_image(dsb_crop.max() - dsb_crop, "YX", device="cpu")
+    d = inverted.semantic.decision
+    assert d.task == "objects" and d.objects[0] == 1  # the darkest cluster(s)
+    assert foreground_iou(inverted.labels == 1, normal.labels == 1) > 0.85
+
+
+def test_objects_covering_more_than_half_the_image_are_objects() -> None:
+    img, truth = objects_image((160, 160), coverage=0.6, seed=9500, noise="low")
+    assert (truth > 0).mean() > 0.5
+    out = segment_image(img, "YX", device="cpu")
+    assert out.semantic.decision.task == "objects"
+    assert foreground_iou(out.labels == 1, truth > 0) > 0.8
+
+
+def test_tissue_classes_are_classes_with_the_right_k() -> None:
+    img, truth = classes_image((160, 160), n_classes=3, scale=8.0, seed=9501)
+    out = segment_image(img, "YX", device="cpu")
+    d = out.semantic.decision
+    assert (d.task, d.n_clusters, d.features) == ("classes", 3, "intensity")
+    assert set(np.unique(out.labels)) == {1, 2, 3}
+    assert matched_class_dice(out.labels, truth) > 0.9
+
+
+def test_given_choices_override_the_decision(dsb_crop) -> None:
+    out = segment_image(dsb_crop, "YX", device="cpu", n_clusters=3, task="classes")
+    assert (out.semantic.decision.task, out.semantic.decision.k_chosen) == ("classes", False)
+    assert set(np.unique(out.labels)) == {1, 2, 3}
+    darkest = segment_image(dsb_crop, "YX", device="cpu", n_clusters=2, objects="darkest")
+    assert darkest.semantic.decision.objects == (1,)
+    same = segment_image(dsb_crop, "YX", device="cpu", n_clusters=2, background="brightest")
+    assert np.array_equal(darkest.labels, same.labels)
+    with pytest.raises(ValueError, match="either objects or background"):
+        segment_image(dsb_crop, "YX", device="cpu", objects="brightest", background="darkest")
+
+
+def test_large_objects_are_segmented_at_the_model_scale() -> None:
+    """Discs ~70 px across: at full size the model finds rims; shrunk, whole discs."""
+    img, truth = objects_image((320, 320), radius=(30.0, 40.0), coverage=0.3, seed=9502, noise="low")
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert d.zoom < 0.6 and d.object_radius > 20
+    assert out.labels.shape == img.shape
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.85
+
+
+def test_a_saved_segmenter_keeps_its_decision(tmp_path: Path, dsb_crop) -> None:
+    seg = DEMSegmenter(device="cpu").fit(dsb_crop, "YX")
+    path = seg.save(tmp_path / "fitted.demseg")
+    again = DEMSegmenter.load(path, "cpu")
+    assert again.decision_ == seg.decision_
+    assert np.array_equal(again.predict(dsb_crop, "YX"), seg.predict(dsb_crop, "YX"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--objects", "brightest", "--background", "darkest"], "either objects or background"),
+        (["--objects", "two"], "brightest, darkest or cluster ids"),
+        (["--clusters", "1"], "at least 2"),
+        (["--objects", "5", "--clusters", "3"], "must lie in 1..3"),
+    ],
+)
+def test_bad_choices_are_one_line_errors(tmp_path: Path, args, message, capsys) -> None:
+    src = tmp_path / "img.tif"
+    tifffile.imwrite(src, objects_image((64, 64), seed=9503)[0])
+    assert main(["segment", str(src), "-o", str(tmp_path / "o.tif"), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("napari-dem: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("args", [["--task", "tissue"], ["--clusters", "many"]])
+def test_bad_option_values_are_refused_by_the_parser(tmp_path: Path, args, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "x.tif", "-o", str(tmp_path / "o.tif"), *args])
+    assert exc.value.code == 2
+    assert "napari-dem segment: error:" in capsys.readouterr().err
+
+
+def test_cli_reports_the_decision(tmp_path: Path, dsb_crop, capsys) -> None:
+    src = tmp_path / "nuclei.tif"
+    tifffile.imwrite(src, dsb_crop)
+    assert main(["segment", str(src), "-o", str(tmp_path / "labels.tif")]) == 0
+    err = capsys.readouterr().err
+    assert "objects (bright on dark" in err and "chosen from the data" in err
+    labels = tifffile.imread(tmp_path / "labels.tif")
+    assert set(np.unique(labels)) == {0, 1}

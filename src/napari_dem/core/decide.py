@@ -151,8 +151,9 @@ def decide(
     first = choose_task(grid(fit(k)), k)
     if task == "auto" and first.task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, first.describe())
-    polarity = first.polarity or None
-    final = choose_task(grid(fit(k)), k, force_objects=True, polarity=polarity)
+    # When the first reading already is objects, it is the best one of its polarity.
+    final = first if first.task == "objects" else choose_task(grid(fit(k)), k, force_objects=True)
+    polarity = final.polarity
     if k_chosen and extra_cluster and k < MAX_AUTO_K:
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
         if more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:

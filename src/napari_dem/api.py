@@ -63,6 +63,7 @@ def segment_image(
     min_distance: int | None = None,
     smooth: float | None = None,
     min_size: int = 8,
+    scale: Sequence[float] | None = None,
     segmenter: DEMSegmenter | None = None,
     out: np.ndarray | None = None,
     progress: ProgressFn | None = None,
@@ -77,7 +78,9 @@ def segment_image(
     ``1..K`` by increasing intensity. ``instances=True`` splits the objects (for classes:
     every class but the darkest) into separate objects (distance-transform watershed
     scaled to the object size; ``min_distance``/``smooth`` override), connected across Z
-    when there is a Z axis, frame by frame along T.
+    when there is a Z axis, frame by frame along T; ``scale`` (the pixel size of the
+    spatial axes, e.g. Z, Y, X as napari's layer scale) makes that split physical on
+    anisotropic stacks.
 
     ``segmenter``: an already fitted :class:`DEMSegmenter` (its K, task, mode and mixture;
     the fitting parameters are then ignored): the labels get the same ids as in the
@@ -99,6 +102,7 @@ def segment_image(
         min_distance=min_distance,
         smooth=smooth,
         min_size=min_size,
+        spacing=scale,
     )
     if inst.max() < 2**16:
         inst = inst.astype(np.uint16)

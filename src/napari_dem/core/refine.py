@@ -6,7 +6,7 @@ untouched, so a caller (a napari widget) can apply the result as one undoable ed
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -71,9 +71,10 @@ def fill_holes(labels: np.ndarray, background: int = 0) -> np.ndarray:
     return out
 
 
-def object_radius(foreground: np.ndarray) -> float:
-    """Typical object radius (pixels) of a foreground mask: ``(ndim + 1)`` times the mean
-    distance of its pixels to the background.
+def object_radius(foreground: np.ndarray, spacing: Sequence[float] | None = None) -> float:
+    """Typical object radius of a foreground mask: ``(ndim + 1)`` times the mean distance of
+    its pixels to the background, in units of the finest axis of ``spacing`` (pixels when
+    isotropic).
 
     For a disc of radius R the mean distance is R / 3 (a ball: R / 4), and touching
     objects keep their own distances, so no splitting is needed first. 0 for no foreground.
@@ -82,7 +83,18 @@ def object_radius(foreground: np.ndarray) -> float:
     if not fg.any():
         return 0.0
     # Distances run between pixel centres: an edge pixel is 1 from the background, not 0.5.
-    return float((fg.ndim + 1) * max(ndi.distance_transform_edt(fg)[fg].mean() - 0.5, 0.5))
+    dist = ndi.distance_transform_edt(fg, sampling=_relative(spacing, fg.ndim))
+    return float((fg.ndim + 1) * max(dist[fg].mean() - 0.5, 0.5))
+
+
+def _relative(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
+    """Voxel size relative to the finest axis (all ones when not given)."""
+    if spacing is None:
+        return np.ones(ndim)
+    rel = np.asarray(spacing, dtype=np.float64)[-ndim:]
+    if len(rel) != ndim or not (rel > 0).all():
+        raise ValueError(f"spacing {tuple(spacing)} does not fit {ndim} spatial axes")
+    return rel / rel.min()
 
 
 def split_parameters(radius: float) -> tuple[int, float]:
@@ -102,28 +114,36 @@ def split_instances(
     min_distance: int | None = None,
     smooth: float | None = None,
     min_size: int = 8,
+    spacing: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Separate touching objects: distance transform, smoothed maxima as seeds, watershed.
 
     ``min_distance`` (pixels) keeps two seeds of one elongated object from both
     surviving; ``smooth`` blurs the distance map so that a ragged edge does not add
     spurious maxima; ``None`` (default) scales each to the estimated object size
-    (:func:`object_radius`, :func:`split_parameters`). Objects under ``min_size``
-    pixels are dropped. Returns int32 instance labels, 0 = background.
+    (:func:`object_radius`, :func:`split_parameters`). ``spacing``: the voxel size (e.g. a
+    Z step twice the pixel size), so that distances, smoothing and seed spacing are
+    physical, not in voxels. Objects under ``min_size`` pixels are dropped. Returns int32
+    instance labels, 0 = background.
     """
     fg = ndi.binary_fill_holes(foreground.astype(bool))
     if not fg.any():
         return np.zeros(fg.shape, dtype=np.int32)
     fg = morphology.remove_small_objects(fg, max_size=max(min_size - 1, 0)) if min_size > 1 else fg
+    rel = _relative(spacing, fg.ndim)
     if min_distance is None or smooth is None:
-        auto_distance, auto_smooth = split_parameters(object_radius(fg))
+        auto_distance, auto_smooth = split_parameters(object_radius(fg, spacing))
         min_distance = auto_distance if min_distance is None else min_distance
         smooth = auto_smooth if smooth is None else smooth
-    dist = ndi.distance_transform_edt(fg)
+    dist = ndi.distance_transform_edt(fg, sampling=rel)
     if smooth > 0:
-        dist = ndi.gaussian_filter(dist, smooth)
+        dist = ndi.gaussian_filter(dist, smooth / rel)
     components, _ = ndi.label(fg)
-    peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
+    if (rel == 1).all():
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
+    else:  # seeds closer than min_distance (in units of the finest axis) along any axis compete
+        footprint = np.ones([2 * max(1, round(min_distance / r)) + 1 for r in rel], dtype=bool)
+        peaks = peak_local_max(dist, footprint=footprint, labels=components, exclude_border=False)
     markers = np.zeros(fg.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     # Components without a peak (tiny or flat) still get a seed of their own.
@@ -176,10 +196,14 @@ def instances_per_frame(
     min_distance: int | None = None,
     smooth: float | None = None,
     min_size: int = 8,
+    spacing: Sequence[float] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ):
     """Every cluster but ``background`` -> separated objects (0 = background), frame by frame.
+
+    ``spacing``: the pixel size of the spatial axes, in the order of ``axes`` (e.g. Z, Y, X),
+    so that an anisotropic stack is split in physical distances.
 
     The one rule for instances, used by the API, the CLI and batches alike: objects
     are connected across Z whenever ``axes`` has a Z axis (whatever the segmentation
@@ -193,6 +217,7 @@ def instances_per_frame(
     frame_axes = [i for i, a in enumerate(axes) if a not in "ZYX"]
     spatial = [a for a in axes if a in "ZYX"]
     to_canonical = [spatial.index(a) for a in "ZYX" if a in spatial]
+    frame_spacing = None if spacing is None else [tuple(spacing)[-len(spatial) :][i] for i in to_canonical]
     target = out if out is not None else np.zeros(labels.shape, dtype=np.int32)
     frames = list(np.ndindex(*[labels.shape[i] for i in frame_axes]))
     offset = 0
@@ -203,8 +228,9 @@ def instances_per_frame(
             index[i] = v
         frame = np.transpose(np.asarray(labels[tuple(index)]), to_canonical)
         inst = split_instances(
-            frame != background, min_distance=min_distance, smooth=smooth, min_size=min_size
-        )
+            frame != background, min_distance=min_distance, smooth=smooth, min_size=min_size,
+            spacing=frame_spacing,
+        )  # fmt: skip
         inst[inst > 0] += offset
         offset = max(offset, int(inst.max()))
         target[tuple(index)] = np.transpose(inst, np.argsort(to_canonical))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,15 @@ def _python_blocks() -> list[tuple[str, str]]:
     return blocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("where", "code"), _python_blocks(), ids=[w for w, _ in _python_blocks()])
-def test_python_examples_in_the_docs_run(where: str, code: str) -> None:
+def test_python_examples_in_the_docs_run(
+    where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each snippet runs in a folder of its own: its ``tempfile.mkdtemp()`` folders and
+    relative paths land under pytest's ``tmp_path``, so nothing is left behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     exec(compile(code, where, "exec"), {"__name__": "__docs__"})
+    if "mkdtemp" in code:  # its folders went to tmp_path, which pytest cleans up
+        assert any(p.is_dir() for p in tmp_path.iterdir()), where

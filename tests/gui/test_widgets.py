@@ -197,11 +197,50 @@ def test_bad_settings_show_message(make_napari_viewer, qtbot, img2d, field, valu
     assert len(viewer.layers) == 1
 
 
-def test_viewer_stays_responsive(make_napari_viewer, qtbot):
+def _heartbeat_gaps(qtbot, run) -> tuple[np.ndarray, float]:
+    """Gaps (s) between the beats of a 20 ms QTimer while ``run()`` goes on, and how long it took.
+
+    ``run`` returns the time its computation ended (or None: when it returns); gaps that
+    end after that are not counted.
+    """
     from qtpy.QtCore import QTimer
 
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    try:
+        qtbot.waitUntil(lambda: len(beats) >= 3, timeout=2000)
+        t0 = time.perf_counter()
+        end = run() or time.perf_counter()
+        qtbot.waitUntil(lambda: beats[-1] > time.perf_counter() - 0.05, timeout=2000)
+    finally:
+        timer.stop()
+    window = [b for b in beats if t0 - 0.05 <= b]
+    gaps = np.diff(window)
+    ends = np.asarray(window[1:])
+    return gaps[ends <= end + 0.05], end - t0
+
+
+def _core_thread() -> threading.Thread | None:
+    return next((t for t in threading.enumerate() if t.name == "napari-dem-core"), None)
+
+
+@pytest.mark.slow
+def test_viewer_stays_responsive(make_napari_viewer, qtbot):
+    """While the widget's run computes, the GUI thread's heartbeat is not much worse than
+    while the same core computation runs in a plain thread.
+
+    The baseline is measured in the same test, on the same data and machine load, so a
+    busy CI machine (which stalls both alike, through the OS and the GIL) does not make
+    the test flap; what is left is the widget's own work on the GUI thread. Writing the
+    result into the layer at the end is napari's GUI-thread work and is not counted.
+    """
+    from napari_dem.core.segment import segment
+
     viewer = make_napari_viewer(show=True)
-    stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(40)])
+    stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(24)])
     viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
     w = dock(viewer, SEGMENT)
     # A first quick run creates the labels layer: napari's first Labels layer on a
@@ -210,22 +249,34 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     run_job(qtbot, w)
     w.slice_check.setChecked(False)
     qtbot.wait(50)
-    beats: list[float] = []
-    timer = QTimer()
-    timer.setInterval(20)
-    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
-    timer.start()
-    qtbot.waitUntil(lambda: len(beats) >= 3, timeout=2000)
-    t0 = time.perf_counter()
-    run_job(qtbot, w)
-    qtbot.waitUntil(lambda: beats[-1] > time.perf_counter() - 0.05, timeout=2000)
-    timer.stop()
-    run_beats = [b for b in beats if b >= t0 - 0.05]
-    gaps = np.diff(run_beats)
-    assert time.perf_counter() - t0 > 0.2  # the run really overlapped the heartbeat
-    at = run_beats[int(np.argmax(gaps))] - t0
-    assert gaps.max() < 0.2, (
-        f"main thread stalled {gaps.max() * 1000:.0f} ms at {at:.2f} s of {time.perf_counter() - t0:.2f} s"
+
+    def plain_thread() -> None:
+        thread = threading.Thread(target=segment, args=(stack, "TYX"), kwargs={"mode": "2d"})
+        thread.start()
+        qtbot.waitUntil(lambda: not thread.is_alive(), timeout=120_000)
+
+    def widget_run() -> float:
+        job = w.run()
+        assert job is not None, w.message.text()
+        qtbot.waitUntil(lambda: _core_thread() is not None, timeout=10_000)
+        core, ended = _core_thread(), []
+        # the end of the computation, seen from a thread of its own (not the GUI thread)
+        watcher = threading.Thread(target=lambda: (core.join(), ended.append(time.perf_counter())))
+        watcher.start()
+        qtbot.waitUntil(lambda: w.last_status is not None, timeout=120_000)
+        watcher.join()
+        assert w.last_status == "done", w.message.text()
+        return ended[0]
+
+    base_gaps, base_elapsed = _heartbeat_gaps(qtbot, plain_thread)
+    run_gaps, elapsed = _heartbeat_gaps(qtbot, widget_run)
+    assert elapsed > 0.2 and base_elapsed > 0.2  # the runs really overlapped the heartbeat
+    baseline = base_gaps.max()
+    limit = max(3 * baseline, baseline + 0.15)
+    assert run_gaps.max() < limit, (
+        f"main thread stalled {run_gaps.max() * 1000:.0f} ms during a {elapsed:.2f} s run; "
+        f"with the core in a plain thread: at most {baseline * 1000:.0f} ms in {base_elapsed:.2f} s "
+        f"(limit {limit * 1000:.0f} ms)"
     )
 
 

@@ -32,3 +32,17 @@ def tiny_model():
 
     torch.manual_seed(0)
     return DEMModel(DEMConfig(width=4, latent_dim=2, context_sigma=4.0, em_steps=3))
+
+
+@pytest.fixture(autouse=True)
+def _private_widget_settings(tmp_path_factory):
+    """Widgets remember settings in a QSettings file: every test gets an empty one of its own,
+    so tests start from the defaults and never read or write the user's real settings."""
+    try:
+        from qtpy.QtCore import QSettings
+    except Exception:  # no Qt binding: nothing can touch settings
+        yield
+        return
+    folder = tmp_path_factory.mktemp("qsettings")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield folder

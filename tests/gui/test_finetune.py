@@ -16,18 +16,6 @@ FINETUNE = "Fine-tune (DEM)"
 TIMEOUT = 60_000
 
 
-@pytest.fixture(autouse=True)
-def _fresh_active_models():
-    """Every test starts and ends with the bundled default model in use."""
-    from napari_dem._widgets import finetune
-
-    finetune.ACTIVE_MODELS.clear()
-    finetune.TRAINING.clear()
-    yield
-    finetune.ACTIVE_MODELS.clear()
-    finetune.TRAINING.clear()
-
-
 @pytest.fixture
 def img2d():
     return synthetic_nuclei((64, 64), seed=1)[0]
@@ -70,7 +58,6 @@ def test_widget_loads(make_napari_viewer):
 
 
 def test_background_training_changes_weights(make_napari_viewer, qtbot, img2d):
-    from napari_dem._widgets.finetune import get_active_model
     from napari_dem.core.model import load_default_model
 
     _, w = _widget(make_napari_viewer, img2d, steps=8)
@@ -88,7 +75,7 @@ def test_background_training_changes_weights(make_napari_viewer, qtbot, img2d):
     assert w.progress_bar.value() == 8
     assert "total" in w.loss_label.text()
     assert len(w.loss_plot.values) == 8
-    model = get_active_model(2)
+    model = w.session.model(2)
     assert model is not None and model.metadata["training_steps"] == 8
     after = _state(model)
     assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
@@ -98,7 +85,6 @@ def test_background_training_changes_weights(make_napari_viewer, qtbot, img2d):
 
 
 def test_stop_keeps_usable_model(make_napari_viewer, qtbot, img2d):
-    from napari_dem._widgets.finetune import get_active_model
 
     _, w = _widget(make_napari_viewer, img2d, steps=5000)
     job = w.start()
@@ -108,20 +94,19 @@ def test_stop_keeps_usable_model(make_napari_viewer, qtbot, img2d):
     qtbot.waitUntil(lambda: w.last_status is not None, timeout=TIMEOUT)
     assert w.last_status == "stopped", w.message.text()
     assert w.history.cancelled and 3 <= len(w.history.steps) < 5000
-    model = get_active_model(2)
+    model = w.session.model(2)
     assert model is not None
     labels = _labels(img2d, model)
     assert labels.shape == img2d.shape and len(np.unique(labels)) >= 2
 
 
 def test_save_load_round_trip_and_bad_files(make_napari_viewer, qtbot, img2d, tmp_path):
-    from napari_dem._widgets.finetune import get_active_model
 
     _, w = _widget(make_napari_viewer, img2d, steps=6)
     w.run_synchronously = True
     w.start()
     assert w.last_status == "done", w.message.text()
-    trained = get_active_model(2)
+    trained = w.session.model(2)
     path = w.save(tmp_path / "ft.pt")
     assert path is not None and path.is_file()
 
@@ -131,7 +116,7 @@ def test_save_load_round_trip_and_bad_files(make_napari_viewer, qtbot, img2d, tm
     assert load_model(path).metadata["training_steps"] == 6
 
     loaded = w.load(path)
-    assert loaded is not None and get_active_model(2) is loaded
+    assert loaded is not None and w.session.model(2) is loaded
     np.testing.assert_array_equal(_labels(img2d, trained), _labels(img2d, loaded))
 
     junk = tmp_path / "junk.pt"
@@ -141,7 +126,7 @@ def test_save_load_round_trip_and_bad_files(make_napari_viewer, qtbot, img2d, tm
     for bad in (junk, truncated, tmp_path / "missing.pt"):
         assert w.load(bad) is None
         assert bad.name in w.message.text() and "unchanged" in w.message.text()
-        assert get_active_model(2) is loaded
+        assert w.session.model(2) is loaded
 
 
 def test_same_seed_same_weights(img2d):
@@ -182,7 +167,6 @@ def test_segment_again_runs_docked_segment(make_napari_viewer, qtbot, img2d):
 def test_segment_widget_uses_the_fine_tuned_model_and_waits_for_training(make_napari_viewer, img2d, qtbot):
     import torch
 
-    from napari_dem._widgets import finetune
     from napari_dem.core.model import DEMConfig, DEMModel
 
     viewer = make_napari_viewer()
@@ -194,13 +178,13 @@ def test_segment_widget_uses_the_fine_tuned_model_and_waits_for_training(make_na
 
     torch.manual_seed(0)
     other = DEMModel(DEMConfig(context_sigma=0.0))  # an untrained stand-in for "fine-tuned"
-    finetune.set_active_model(other)
+    seg.session.set_trained_model(other, {"steps": 0})
     seg.run()
     assert seg.last_status == "done"
     tuned_labels = np.asarray(viewer.layers["nuclei DEM labels"].data)
     assert np.array_equal(tuned_labels, _labels(img2d, other))
     assert not np.array_equal(tuned_labels, default_labels)
 
-    finetune.TRAINING.set()  # a fine-tuning is running: segmentation is refused, not interleaved
+    assert seg.session.begin_training()  # a fine-tuning is running: segmentation is refused, not interleaved
     assert seg.run() is None
     assert "fine-tuning is running" in seg.message.text()

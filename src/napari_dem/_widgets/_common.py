@@ -1,17 +1,20 @@
-"""Helpers shared by the widgets: axes from a layer, geometry, undoable edits, workers."""
+"""Helpers shared by the widgets: axes from a layer, geometry, undoable edits, the dock widget base."""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QComboBox, QLabel, QWidget
 
 import napari_dem.core  # noqa: F401  (crash guard first)
 from napari_dem.core.layout import AxesError, guess_axes, parse_axes
+
+from ._jobs import Job
+from ._session import session_of
 
 if TYPE_CHECKING:
     import napari
@@ -35,6 +38,9 @@ _LABEL_LETTERS = {
     "y": "Y",
     "x": "X",
 }
+
+#: Name of the Labels layer Segment and Batch add for an image: ``"<image>" + LABELS_SUFFIX``.
+LABELS_SUFFIX = " DEM labels"
 
 ERROR_STYLE = "color: #ff5555;"
 INFO_STYLE = "color: #aaaaaa;"
@@ -145,139 +151,6 @@ def apply_undoable(labels_layer, new: np.ndarray, region: tuple[slice, ...] | No
     return int(changed[0].size)
 
 
-def core_generator(fn: Callable[[Callable[[int, int, str], None]], Any], token) -> Iterator:
-    """Generator for ``napari.qt.threading``: runs ``fn(progress)`` in a helper thread.
-
-    Yields ``(done, total, message)`` for each progress report and ``None`` every
-    50 ms, so that the worker can be quit at a yield; on quit or close, the token is
-    cancelled so the core stops at its next tile. Returns ``fn``'s result.
-    """
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = fn(lambda done, total, msg: q.put((int(done), int(total), str(msg))))
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="napari-dem-core", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive() or not q.empty():
-            try:
-                item = q.get(timeout=0.05)
-            except queue.Empty:
-                item = None
-            yield item
-    finally:
-        if thread.is_alive():
-            token.cancel()
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
-
-
-def layer_names(viewer, kind) -> list[str]:
-    return [layer.name for layer in viewer.layers if isinstance(layer, kind)]
-
-
-class Job:
-    """One background run of a core function, with a napari progress bar and cancel.
-
-    ``on_result(result)`` runs on the main thread when ``fn`` returns; ``on_error(exc)``
-    when it raises (not for a cancel); ``on_done(status)`` always, with status one of
-    ``"done"``, ``"cancelled"``, ``"error"``. ``sync=True`` runs everything at once in
-    the calling thread (debugging, screenshots).
-    """
-
-    def __init__(self, fn, *, desc, on_result, on_error, on_done, sync=False) -> None:
-        from napari_dem.core.progress import CancelToken
-
-        self.fn, self.desc = fn, desc
-        self.on_result, self.on_error, self.on_done = on_result, on_error, on_done
-        self.token = CancelToken()
-        self.worker = None
-        self.pbar = None
-        self.status: str | None = None
-        self.sync = sync
-
-    def start(self) -> None:
-        from napari_dem.core.progress import Cancelled
-
-        if self.sync:
-            try:
-                result = self.fn(None)
-            except Cancelled:
-                return self._finish("cancelled")
-            except Exception as exc:
-                self.on_error(exc)
-                return self._finish("error")
-            self.on_result(result)
-            return self._finish("done")
-
-        from napari.qt.threading import create_worker
-        from napari.utils import progress
-
-        self.pbar = progress(total=0, desc=self.desc)
-        worker = create_worker(core_generator, self.fn, self.token, _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(self._on_yield)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.aborted.connect(lambda: setattr(self, "status", "cancelled"))
-        worker.finished.connect(lambda: self._finish(self.status or "cancelled"))
-        self.worker = worker
-        worker.start()
-
-    @property
-    def running(self) -> bool:
-        return self.status is None and (self.worker is not None or self.sync)
-
-    def cancel(self) -> None:
-        self.token.cancel()
-        if self.worker is not None:
-            self.worker.quit()
-
-    def _on_yield(self, item) -> None:
-        pbar = self.pbar
-        if item is None or pbar is None or self.status is not None:
-            return
-        done, total, msg = item
-        if total and pbar.total != total:
-            pbar.total = total
-        target = min(done, total) if total else done
-        if target > pbar.n:
-            pbar.update(target - pbar.n)
-        pbar.set_description(f"{self.desc}: {msg}" if msg else self.desc)
-
-    def _on_returned(self, result) -> None:
-        if self.token.cancelled:
-            self.status = "cancelled"
-            return
-        try:
-            self.on_result(result)
-            self.status = "done"
-        except Exception as exc:
-            self.on_error(exc)
-            self.status = "error"
-
-    def _on_errored(self, exc) -> None:
-        from napari_dem.core.progress import Cancelled
-
-        if isinstance(exc, Cancelled) or self.token.cancelled:
-            self.status = "cancelled"
-        else:
-            self.status = "error"
-            self.on_error(exc)
-
-    def _finish(self, status: str) -> None:
-        self.status = status
-        if self.pbar is not None:
-            self.pbar.close()
-            self.pbar = None
-        self.on_done(status)
-
-
 def fill_combo(combo: QComboBox, names: list[str], preferred: str | None = None) -> None:
     """Refill a layer combo with ``names``, keeping its current choice, else ``preferred``;
     no change signals fire while it is rebuilt."""
@@ -300,25 +173,67 @@ def combo_layer(viewer: napari.viewer.Viewer, combo: QComboBox, kind: type):
     return None
 
 
+def unwrap(obj):
+    """The object behind napari's plugin proxy (widgets get proxies of the viewer and its layers)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for the user: the exception's text, without its class name (``str(exc)`` of a
+    ``KeyError`` is the quoted key only, so that one says what was missing)."""
+    if isinstance(exc, KeyError):
+        return f"missing setting {exc}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def notify(text: str, error: bool = False) -> None:
+    """A napari notification (the bell in the status bar): errors and finished jobs."""
+    from napari.utils.notifications import show_error, show_info
+
+    (show_error if error else show_info)(text)
+
+
 class DemDockWidget(QWidget):
-    """What every napari-dem dock widget shares: the viewer, one job at a time, a message line.
+    """What every napari-dem dock widget shares: the viewer, its session, one job at a time,
+    a message line.
 
     ``last_status`` is the status of the last finished job (tests wait on it);
     ``run_synchronously`` runs jobs in the GUI thread (debugging, screenshots).
+    A job is tied to its widget and layers: closing the widget cancels it, and deleting
+    one of the layers it reads or writes cancels it with a message. A click on the
+    Run/Cancel button within :data:`DEBOUNCE_S` of the last one is ignored, so a double
+    click on Run does not cancel the job it started.
     """
+
+    DEBOUNCE_S = 0.3
+    #: True for widgets whose jobs segment with the session's model (Fine-tune waits for them).
+    uses_model = False
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
+        self.session = session_of(napari_viewer)
         self.job: Job | None = None
         self.last_status: str | None = None
         self.run_synchronously = False
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self._last_click = -1.0
+        self._job_layers: list = []
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
 
     @property
     def busy(self) -> bool:
         return self.job is not None and self.job.running
+
+    def debounced(self) -> bool:
+        """True if this click comes too soon after the last one (a double click): ignore it."""
+        now = time.monotonic()
+        if now - self._last_click < self.DEBOUNCE_S:
+            return True
+        self._last_click = now
+        return False
 
     def watch_layers(self, refresh: Callable[..., None]) -> None:
         """Call ``refresh`` now and whenever a layer is added, removed or replaced (combos stay current)."""
@@ -326,6 +241,11 @@ class DemDockWidget(QWidget):
         for event in (events.inserted, events.removed, events.changed):
             event.connect(refresh)
         refresh()
+
+    def connect_session(self, signal, slot) -> None:
+        """Connect ``slot`` to a session signal for as long as this widget exists."""
+        signal.connect(slot)
+        self.destroyed.connect(lambda *_: signal.disconnect(slot, missing_ok=True))
 
     def show_error(self, text: str) -> None:
         self.message.setStyleSheet(ERROR_STYLE)
@@ -335,26 +255,72 @@ class DemDockWidget(QWidget):
         self.message.setStyleSheet(INFO_STYLE)
         self.message.setText(text)
 
-    def start_job(self, fn, *, desc: str, on_result, running_text: str, button, button_text: str) -> Job:
-        """Start ``fn`` as this widget's job; errors go to the message line.
+    def fail(self, exc: BaseException) -> None:
+        """Show an error of a job or a check in the widget and as a napari notification."""
+        text = user_message(exc)
+        self.show_error(text)
+        notify(f"{self.title()}: {text}", error=True)
+
+    def title(self) -> str:
+        return type(self).__name__.removesuffix("Widget")
+
+    def start_job(
+        self, fn, *, desc: str, on_result, running_text: str, button, button_text: str, layers=()
+    ) -> Job:
+        """Start ``fn`` as this widget's job; errors go to the message line and a notification.
 
         ``self.job`` is set before the job starts, so ``fn`` may read ``self.job.token``
-        (also when it runs at once, synchronously).
+        (also when it runs at once, synchronously). Deleting one of ``layers`` cancels it.
         """
         job = Job(
             fn,
             desc=desc,
             on_result=on_result,
-            on_error=lambda exc: self.show_error(f"{type(exc).__name__}: {exc}"),
-            on_done=self._on_done,
+            on_error=self.fail,
+            on_done=self._job_done,
             sync=self.run_synchronously,
         )
         self.job = job
+        self._job_layers = [unwrap(layer) for layer in layers if layer is not None]
         self.last_status = None
+        self._last_click = time.monotonic()
         button.setText(button_text)
         self.show_info(running_text)
+        self.destroyed.connect(lambda *_, token=job.token: token.cancel())  # the viewer closed
+        if self.uses_model:
+            self.session.segmenting += 1
         job.start()
         return job
 
+    def cancel_job(self, reason: str = "") -> None:
+        if self.busy:
+            self.job.cancel(reason)
+
+    def _on_layer_removed(self, event) -> None:
+        if self.busy and any(unwrap(event.value) is layer for layer in self._job_layers):
+            self.cancel_job(f"the layer {event.value.name!r} was deleted: the run stopped")
+
+    def _job_done(self, status: str) -> None:
+        job = self.job
+        self._job_layers = []
+        if self.uses_model:
+            self.session.segmenting -= 1
+        self._on_done(status)
+        if job is not None and job.reason and status == "cancelled":
+            self.show_error(job.reason)
+            notify(f"{self.title()}: {job.reason}", error=True)
+        elif status == "done" and not self.run_synchronously:
+            notify(f"{self.title()}: {self.message.text() or 'done'}")
+
     def _on_done(self, status: str) -> None:  # overridden by each widget
         self.last_status = status
+
+    def closeEvent(self, event) -> None:
+        self.cancel_job("the widget was closed: the run stopped")
+        super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        """napari takes a dock widget it closes out of its dock (``setParent(None)``): cancel then."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.cancel_job("the widget was closed: the run stopped")
+        return super().event(event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,9 +25,12 @@ from qtpy.QtWidgets import (
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core.layout import parse_axes
-from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
+from napari_dem.core.model import available_devices
+from napari_dem.core.segment import DEFAULT_CLUSTERS, MAX_CLUSTERS, choose_mode
+from napari_dem.labels_meta import LabelsMeta
 
 from ._common import (
+    LABELS_SUFFIX,
     DemDockWidget,
     Job,
     axes_from_layer,
@@ -39,7 +41,8 @@ from ._common import (
     level_data,
     pick_level,
 )
-from .segment import LABELS_SUFFIX, available_devices
+from ._runs import load_run_model, session_model_for, snapshot
+from ._settings import RememberedFields
 
 if TYPE_CHECKING:
     import napari
@@ -73,6 +76,8 @@ def safe_stem(name: str) -> str:
 class BatchWidget(DemDockWidget):
     """Segment every frame/slice of an Image layer, or every file of a folder, into an output folder."""
 
+    uses_model = True
+
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.summary = None  #: BatchSummary of the last folder run
@@ -89,7 +94,6 @@ class BatchWidget(DemDockWidget):
         self.folder_edit.setPlaceholderText("folder with the images")
         self.folder_button = _browse_button()
         self.pattern_edit = QLineEdit("*.tif")
-        self.pattern_edit.setToolTip("glob pattern of the files to segment, e.g. *.tif or **/*.zarr")
         # output
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("output folder")
@@ -111,7 +115,6 @@ class BatchWidget(DemDockWidget):
         self.seed_spin.setRange(0, 2**31 - 1)
         self.scheduler_edit = QLineEdit()
         self.scheduler_edit.setPlaceholderText("local threads")
-        self.scheduler_edit.setToolTip("dask.distributed scheduler address, e.g. tcp://10.0.0.5:8786")
         self.overwrite_check = QCheckBox("overwrite existing outputs")
         self.run_button = QPushButton("Run")
         self.progress_bar = QProgressBar()  # files
@@ -124,6 +127,37 @@ class BatchWidget(DemDockWidget):
         self._file_state: tuple[int, int, str] | None = None  # written by the core thread
         self.file_label = QLabel("")
         self.file_label.setWordWrap(True)
+        tips = {
+            self.source_combo: "Segment an open layer (all frames/slices) or all matching files of a folder.",
+            self.image_combo: "The Image layer to segment; its labels are written to the output folder.",
+            self.folder_edit: "The folder that holds the images to segment.",
+            self.folder_button: "Choose the input folder.",
+            self.pattern_edit: (
+                "Which files of the folder to segment, e.g. *.tif or *.zarr (the folder itself only, "
+                "not its sub-folders)."
+            ),
+            self.out_edit: "Where label images are written, one per input, named <input>_labels.<format>.",
+            self.out_button: "Choose the output folder.",
+            self.format_combo: (
+                ".tif for most tools; .zarr for images too big for memory (written by tiles); .npy for Python"
+            ),
+            self.clusters_spin: "K, the number of classes: auto = 3 in 2D, 2 in 3D. One K for every file.",
+            self.instances_check: (
+                "Write separate objects (ids 1, 2, …; 0 = background) instead of classes 1..K."
+            ),
+            self.model_edit: "A model file (.pt); empty: one fine-tuned in this session, else the default.",
+            self.model_button: "Choose a DEM model file (.pt).",
+            self.device_combo: "Where the network runs. auto takes a GPU if there is one; cpu always works",
+            self.seed_spin: "Seed of the mixture's initialisation: the same seed gives the same labels.",
+            self.scheduler_edit: (
+                "Address of a dask.distributed scheduler to spread files over several machines; "
+                "empty = threads on this computer."
+            ),
+            self.overwrite_check: "Replace outputs that exist; off: inputs with an output are skipped.",
+            self.run_button: "Start the batch in the background; click again to cancel it.",
+        }
+        for field, tip in tips.items():
+            field.setToolTip(tip)
 
         self.layer_box = QWidget()
         layer_form = QFormLayout(self.layer_box)
@@ -153,6 +187,22 @@ class BatchWidget(DemDockWidget):
         layout.addWidget(self.layer_box)
         layout.addWidget(self.folder_box)
         layout.addLayout(form)
+        self.remembered = RememberedFields(
+            "batch",
+            {
+                "source": self.source_combo,
+                "pattern": self.pattern_edit,
+                "output": self.out_edit,
+                "format": self.format_combo,
+                "n_clusters": self.clusters_spin,
+                "instances": self.instances_check,
+                "model": self.model_edit,
+                "device": self.device_combo,
+                "seed": self.seed_spin,
+                "scheduler": self.scheduler_edit,
+            },
+        )
+        layout.addWidget(self.remembered.button())
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.file_label)
@@ -256,7 +306,7 @@ class BatchWidget(DemDockWidget):
         data = level_data(layer, level)
         layout = parse_axes(axes, data.shape, bool(layer.rgb))
         settings = self.settings(layout.axes)
-        choose_mode(layout, settings.mode, None)
+        mode = choose_mode(layout, settings.mode, None)
         out_path = out_dir / f"{safe_stem(layer.name)}_labels{settings.out_format}"
         if out_path.exists() and not plan["overwrite"]:
             raise ValueError(f"{out_path} exists: tick 'overwrite' to replace it")
@@ -265,6 +315,7 @@ class BatchWidget(DemDockWidget):
             image=data,
             axes=layout.axes,
             level=level,
+            mode=mode,
             settings=settings,
             out_path=out_path,
             names=[out_path.name],
@@ -275,6 +326,8 @@ class BatchWidget(DemDockWidget):
 
     # ------------------------------------------------------------------ run
     def _on_run_clicked(self) -> None:
+        if self.debounced():
+            return
         if self.busy:
             self.cancel()
         else:
@@ -284,9 +337,7 @@ class BatchWidget(DemDockWidget):
         """Start the batch (in the background unless ``run_synchronously``); None if it cannot start."""
         if self.busy:
             return self.job
-        from .finetune import TRAINING
-
-        if TRAINING.is_set():  # never segment with a model that is being trained
+        if self.session.training:  # never segment with a model that is being trained
             self.show_error("fine-tuning is running: wait for it to finish (or stop it)")
             return None
         try:
@@ -310,6 +361,7 @@ class BatchWidget(DemDockWidget):
             running_text="running…",
             button=self.run_button,
             button_text="Cancel",
+            layers=(plan.get("layer"),),
         )
         if job.worker is not None and job.status is None:
             job.worker.yielded.connect(self._on_yield)
@@ -359,18 +411,16 @@ class BatchWidget(DemDockWidget):
 
     def _layer_fn(self, plan: dict[str, Any]):
         settings = plan["settings"]
-        active = None
-        if not settings.model:  # a model fine-tuned in this session replaces the default
-            from .finetune import get_active_model
-
-            layout = parse_axes(plan["axes"], plan["image"].shape, plan["layer"].rgb)
-            ndim = 3 if choose_mode(layout, settings.mode, None) == "3d" else 2
-            active = get_active_model(ndim)
-            active = copy.deepcopy(active) if active is not None else None
+        mode = plan["mode"]
+        # a model fine-tuned in this session replaces the default (a private copy: never moved in place)
+        active, identity = session_model_for(self.session, 3 if mode == "3d" else 2, settings.model or "")
+        image = snapshot(plan["image"])
+        session = self.session
 
         def fn(progress):
             token = self.job.token
             report = self._progress_fn(progress)
+            run_model, ident = load_run_model(session, identity, settings.device, active)
             plan["out_dir"].mkdir(parents=True, exist_ok=True)
             out_path = plan["out_path"]
             if settings.out_format == ".zarr" and active is None:
@@ -378,26 +428,22 @@ class BatchWidget(DemDockWidget):
                 from napari_dem.io import read_image
 
                 path = segment_to_zarr(
-                    plan["image"],
-                    out_path,
-                    settings,
-                    overwrite=plan["overwrite"],
-                    progress=report,
-                    cancel=token,
+                    image, out_path, settings, overwrite=plan["overwrite"], progress=report, cancel=token
                 )
-                return read_image(path)[0], Path(path)
+                k = settings.n_clusters or DEFAULT_CLUSTERS[mode]
+                return read_image(path)[0], Path(path), k, ident
             from napari_dem.api import segment_image
             from napari_dem.core.progress import check_cancel
             from napari_dem.io import write_array
 
             res = segment_image(
-                plan["image"],
+                image,
                 plan["axes"],
                 n_clusters=settings.n_clusters,
                 instances=settings.instances,
                 background=settings.background,
-                model=active if active is not None else settings.model,
-                mode=settings.mode,
+                model=run_model,  # None: the default
+                mode=mode,
                 device=settings.device,
                 seed=settings.seed,
                 tile_size=settings.tile_size,
@@ -407,7 +453,7 @@ class BatchWidget(DemDockWidget):
             )
             check_cancel(token)
             path = write_array(out_path, res.labels, overwrite=plan["overwrite"], axes=res.axes)
-            return res.labels, path
+            return res.labels, path, res.semantic.n_clusters, ident
 
         return fn
 
@@ -443,7 +489,7 @@ class BatchWidget(DemDockWidget):
     def cancel(self) -> None:
         if self.busy:
             self.run_button.setText("Cancelling…")
-            self.job.cancel()
+            self.cancel_job()
 
     def _on_done(self, status: str) -> None:
         self.run_button.setText("Run")
@@ -466,23 +512,28 @@ class BatchWidget(DemDockWidget):
             n = len(plan["names"])
             self.file_label.setText(f"{n} of {n} files")
             return
-        labels, path = result
+        labels, path, k, identity = result
+        if plan["layer"] not in self.viewer.layers:
+            raise ValueError(f"the image {plan['layer'].name!r} was deleted: wrote {path}, added no layer")
         self.output = Path(path)
         settings = plan["settings"]
-        metadata = {
-            "dem": {
-                "image": plan["layer"].name,
-                "axes": plan["axes"],
-                "label_axes": plan["axes"].replace("C", ""),
-                "level": plan["level"],
-                "n_clusters": settings.n_clusters or 0,
-                "instances": settings.instances,
-                "model": settings.model or "",
-                "device": settings.device,
-                "seed": settings.seed,
-                "output": str(path),
-            }
-        }
+        meta = LabelsMeta(
+            image=plan["layer"].name,
+            axes=plan["axes"],
+            mode=plan["mode"],
+            n_clusters=int(k),
+            n_clusters_asked=settings.n_clusters or 0,
+            instances=settings.instances,
+            background=settings.background,
+            seed=settings.seed,
+            device=settings.device,
+            level=plan["level"],
+            scale=tuple(plan["geometry"]["scale"]),
+            tile_size=settings.tile_size,
+            model=identity,
+            output=str(path),
+        )
+        metadata = {"dem": meta.to_dict()}
         if isinstance(labels, np.ndarray) and labels.dtype.kind == "i":
             labels = labels.astype(np.uint32 if labels.max(initial=0) >= 2**16 else np.uint16)
         self.labels_layer = self.viewer.add_labels(

@@ -1,15 +1,13 @@
 """The Fine-tune (DEM) dock widget: adapt a DEM model to the open images in the background.
 
-Training runs on a deep copy of the model in use; the copy is swapped in (see
-:func:`set_active_model`) only when training ends, so a segmentation never sees
-half-trained weights. The module-level holder below is the "current model" of the
-session, one per model dimension (2 or 3).
+Training runs on a deep copy of the model in use; the copy is swapped into the
+viewer's :class:`~._session.DemSession` only when training ends, so a segmentation
+never sees half-trained weights.
 """
 
 from __future__ import annotations
 
 import copy
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,40 +34,17 @@ from qtpy.QtWidgets import (
 )
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+from napari_dem.core.model import available_devices
+from napari_dem.labels_meta import ModelIdentity
 
 from ._common import DemDockWidget, Job, axes_from_layer, level_data, pick_level
+from ._settings import RememberedFields
 
 if TYPE_CHECKING:
     import napari
 
     from napari_dem.core.model import DEMModel
     from napari_dem.core.train import TrainHistory, TrainSettings
-
-# ---------------------------------------------------------------------- active model
-#: The model in use per model ndim (2 or 3); absent = the bundled default.
-ACTIVE_MODELS: dict[int, DEMModel] = {}
-#: Guards ACTIVE_MODELS and TRAINING.
-ACTIVE_LOCK = threading.RLock()
-#: Set while a fine-tuning runs (any widget): a second one is refused.
-TRAINING = threading.Event()
-
-
-def get_active_model(ndim: int) -> DEMModel | None:
-    """The fine-tuned or loaded model for ``ndim`` (None: use the bundled default)."""
-    with ACTIVE_LOCK:
-        return ACTIVE_MODELS.get(int(ndim))
-
-
-def set_active_model(model: DEMModel) -> None:
-    with ACTIVE_LOCK:
-        ACTIVE_MODELS[int(model.config.ndim)] = model
-
-
-def base_model(ndim: int) -> DEMModel:
-    """The model that a fine-tuning starts from: the active one, else the bundled default."""
-    from napari_dem.core.model import load_default_model
-
-    return get_active_model(ndim) or load_default_model(ndim)
 
 
 def run_finetune(
@@ -167,10 +142,8 @@ class FineTuneWidget(DemDockWidget):
 
         self.layer_list = QListWidget()
         self.layer_list.setMaximumHeight(90)
-        self.layer_list.setToolTip("Image layers to train on (ticked)")
         self.axes_edit = QLineEdit()
         self.axes_edit.setPlaceholderText("auto (per layer)")
-        self.axes_edit.setToolTip("One letter per data axis (T, Z, C, Y, X); empty = guessed per layer")
         self.ndim_combo = QComboBox()
         self.ndim_combo.addItems(["2D", "3D"])
         self.steps_spin = QSpinBox()
@@ -190,8 +163,6 @@ class FineTuneWidget(DemDockWidget):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.device_combo = QComboBox()
-        from .segment import available_devices
-
         self.device_combo.addItems(available_devices())
         self.device_combo.setCurrentText("cpu")
         self.flips_check = QCheckBox("flips")
@@ -210,9 +181,38 @@ class FineTuneWidget(DemDockWidget):
         self.save_button = QPushButton("Save…")
         self.load_button = QPushButton("Load…")
         self.segment_button = QPushButton("Segment again")
-        self.segment_button.setToolTip("Re-run the docked Segment (DEM) widget")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
+        tips = {
+            self.layer_list: "Image layers to train on (ticked): a few typical images of your experiment.",
+            self.axes_edit: (
+                "One letter per data axis (T, Z, C, Y, X) for all ticked layers; empty = guessed per layer. "
+                "Set it when a guess is wrong."
+            ),
+            self.ndim_combo: "Which model to fine-tune: 2D (images, slices) or 3D (volumes).",
+            self.steps_spin: (
+                "Training steps. 100 adapts the model to a new kind of image in about a minute on a CPU; "
+                "more rarely helps (Stop keeps the best weights so far)."
+            ),
+            self.lr_spin: "Learning rate. Lower it if the loss jumps around; the default suits most data.",
+            self.patch_spin: (
+                "Side of the square (2D) or cube (3D) patches trained on, in pixels. Larger patches see "
+                "more context but train more slowly; keep it above twice the object size."
+            ),
+            self.batch_spin: "Patches per step. Lower it if memory runs out; higher is smoother but slower.",
+            self.seed_spin: "Seed of patch sampling and augmentation: the same seed trains the same weights.",
+            self.device_combo: "Where training runs: cuda (a GPU) is many times faster than cpu.",
+            self.flips_check: "Train on mirrored patches too (objects have no preferred side).",
+            self.rot_check: "Train on patches turned by 90° too (objects have no preferred direction).",
+            self.jitter_check: "Vary patch brightness and contrast a little, so the model copes with both.",
+            self.sync_check: "Train in the GUI thread (napari freezes until done): for debugging only.",
+            self.start_button: "Start fine-tuning in the background; click again to stop (keeps the best)",
+            self.save_button: "Save the model in use (with its training settings) to a .pt file.",
+            self.load_button: "Use a model saved earlier (.pt) for Segment, Batch and Refine in this viewer.",
+            self.segment_button: "Re-run the docked Segment (DEM) widget with the model in use.",
+        }
+        for field, tip in tips.items():
+            field.setToolTip(tip)
 
         aug = QHBoxLayout()
         aug.setContentsMargins(0, 0, 0, 0)
@@ -247,6 +247,22 @@ class FineTuneWidget(DemDockWidget):
         layout.addWidget(self.loss_plot)
         layout.addWidget(files_box)
         layout.addWidget(self.model_label)
+        self.remembered = RememberedFields(
+            "finetune",
+            {
+                "ndim": self.ndim_combo,
+                "steps": self.steps_spin,
+                "lr": self.lr_spin,
+                "patch_size": self.patch_spin,
+                "batch_size": self.batch_spin,
+                "seed": self.seed_spin,
+                "device": self.device_combo,
+                "flips": self.flips_check,
+                "rotations": self.rot_check,
+                "jitter": self.jitter_check,
+            },
+        )
+        layout.addWidget(self.remembered.button())
         layout.addWidget(self.message)
         layout.addStretch(1)
 
@@ -258,6 +274,7 @@ class FineTuneWidget(DemDockWidget):
         self.ndim_combo.currentTextChanged.connect(lambda _: self._show_model())
 
         self.watch_layers(self._refresh_layers)
+        self.connect_session(self.session.model_changed, self._show_model)
         self._show_model()
 
     # ------------------------------------------------------------------ layers
@@ -291,14 +308,13 @@ class FineTuneWidget(DemDockWidget):
     def ndim(self) -> int:
         return 3 if self.ndim_combo.currentText() == "3D" else 2
 
-    def _show_model(self) -> None:
-        model = get_active_model(self.ndim)
-        if model is None:
+    def _show_model(self, *args) -> None:
+        identity = self.session.identity(self.ndim)
+        if identity is None:
             text = f"in use: bundled default {self.ndim}D model"
         else:
-            meta = getattr(model, "metadata", {}) or {}
-            source = meta.get("source") or ", ".join(meta.get("training_images", [])) or "loaded file"
-            text = f"in use: {self.ndim}D model ({source})"
+            images = (getattr(self.session.model(self.ndim), "metadata", {}) or {}).get("training_images")
+            text = f"in use: {identity.describe()}" + (f", trained on {', '.join(images)}" if images else "")
         self.model_label.setText(text)
 
     @property
@@ -349,36 +365,30 @@ class FineTuneWidget(DemDockWidget):
 
     # ------------------------------------------------------------------ run
     def _on_start_clicked(self) -> None:
+        if self.debounced():
+            return
         if self.running:
             self.stop()
         else:
             self.start()
-
-    def _segment_widgets(self) -> list:
-        from .segment import SegmentWidget
-
-        # the main window this widget is docked in (no private napari attributes needed)
-        return list(self.window().findChildren(SegmentWidget))
 
     def start(self) -> Job | None:
         """Start fine-tuning (in the background unless ``run_synchronously``)."""
         if self.running:
             self.show_error("a fine-tuning is already running: stop it first")
             return None
-        with ACTIVE_LOCK:
-            if TRAINING.is_set():
-                self.show_error("another fine-tuning is running: wait for it or stop it")
-                return None
-            if any(w.job is not None and w.job.running for w in self._segment_widgets()):
-                self.show_error("a segmentation is running: wait for it before fine-tuning")
-                return None
-            try:
-                plan = self.plan()
-                base = base_model(plan["ndim"])
-            except (ValueError, TypeError) as exc:
-                self.show_error(str(exc))
-                return None
-            TRAINING.set()
+        if self.session.segmenting:
+            self.show_error("a segmentation is running: wait for it before fine-tuning")
+            return None
+        try:
+            plan = self.plan()
+            base = self.session.base_model(plan["ndim"])
+        except (ValueError, TypeError) as exc:
+            self.show_error(str(exc))
+            return None
+        if not self.session.begin_training():
+            self.show_error("another fine-tuning is running: wait for it or stop it")
+            return None
 
         from napari_dem.core.progress import CancelToken
 
@@ -455,11 +465,15 @@ class FineTuneWidget(DemDockWidget):
             "batch_size": s.batch_size,
             "source": "fine-tuned on " + ", ".join(plan["images"]),
         }
-        set_active_model(trained)  # swapped in only now: never half-trained
+        training = {
+            k: trained.metadata[k]
+            for k in ("training_images", "training_steps", "seed", "lr", "patch_size", "batch_size")
+        }
+        self.session.set_trained_model(trained, training)  # swapped in only now: never half-trained
         self.last_status = "stopped" if history.cancelled else None
 
     def _on_done(self, status: str) -> None:
-        TRAINING.clear()
+        self.session.end_training()
         self._update_losses()
         if status == "done" and self.last_status == "stopped":
             status = "stopped"
@@ -482,7 +496,7 @@ class FineTuneWidget(DemDockWidget):
     # ------------------------------------------------------------------ files
     def model(self, ndim: int | None = None) -> DEMModel:
         """The model in use for ``ndim`` (default: the widget's 2D/3D choice)."""
-        return base_model(self.ndim if ndim is None else ndim)
+        return self.session.base_model(self.ndim if ndim is None else ndim)
 
     def save(self, path: str | Path) -> Path | None:
         """Save the model in use (for the 2D/3D choice) with its training metadata."""
@@ -513,7 +527,7 @@ class FineTuneWidget(DemDockWidget):
             self.show_error(f"{exc} — the model in use is unchanged")
             return None
         model.metadata = {**(model.metadata or {}), "source": Path(path).name}
-        set_active_model(model)
+        self.session.set_model(model, ModelIdentity.of_file(path, model.config.ndim))
         self.ndim_combo.setCurrentText(f"{model.config.ndim}D")
         self._show_model()
         self.show_info(f"loaded {path}")
@@ -531,12 +545,12 @@ class FineTuneWidget(DemDockWidget):
 
     # ------------------------------------------------------------------ segment again
     def segment_again(self):
-        """Re-run the docked Segment (DEM) widget, if there is one."""
-        widgets = self._segment_widgets()
-        if not widgets:
-            self.show_error("no Segment (DEM) widget is docked: open it from Plugins > napari DEM")
-            return None
+        """Ask the docked Segment (DEM) widget of this viewer to run again, if there is one."""
         if self.running:
             self.show_error("fine-tuning is running: wait for it to end")
             return None
-        return widgets[0].run()
+        widget = self.session.segmenter()
+        if widget is None:
+            self.show_error("no Segment (DEM) widget is docked: open it from Plugins > napari DEM")
+            return None
+        return widget.run()

@@ -22,24 +22,30 @@ from qtpy.QtWidgets import (
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core import refine as core_refine
+from napari_dem.labels_meta import LabelsMeta
 
 from ._common import DemDockWidget, Job, apply_undoable, combo_layer, fill_combo, level_data
+from ._runs import load_run_model, run_segment, snapshot
+from ._settings import RememberedFields
 
 if TYPE_CHECKING:
     import napari
 
 SCRIBBLES_SUFFIX = " scribbles"
+#: Above this fraction of changed unpainted pixels, a scribble refinement warns the user.
+MOVED_WARNING = 0.10
 
 
 class RefineWidget(DemDockWidget):
     """Undoable edits on a Labels layer made by the Segment widget (or any Labels layer)."""
+
+    uses_model = True
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
 
         self.labels_combo = QComboBox()
         self.background_edit = QLineEdit("darkest")
-        self.background_edit.setToolTip("darkest, brightest, a cluster id, or 0 once background is set")
         self.merge_edit = QLineEdit()
         self.merge_edit.setPlaceholderText("e.g. 2,3")
         self.merge_button = QPushButton("Merge clusters")
@@ -53,6 +59,37 @@ class RefineWidget(DemDockWidget):
         self.objects3d_check = QCheckBox("3D objects")
         self.add_scribbles_button = QPushButton("Add scribbles layer")
         self.scribble_button = QPushButton("Refine with scribbles")
+        tips = {
+            self.labels_combo: "The Labels layer to edit (made by Segment or Batch, or any Labels layer).",
+            self.background_edit: (
+                "Which label is background for the edits below: darkest (label 1), brightest (label K), "
+                "an id, or 0 once 'Set background' made it 0. Change it for dark objects on bright ground."
+            ),
+            self.merge_edit: "Label ids to merge into one, e.g. 2,3 when one kind of object got two labels.",
+            self.merge_button: "Merge the ids listed on the left into the first of them (Ctrl+Z undoes).",
+            self.background_button: "Turn the background label into 0, as most tools expect (Ctrl+Z undoes).",
+            self.instances_button: (
+                "Split every non-background label into separate objects with ids 1, 2, … (Ctrl+Z undoes)."
+            ),
+            self.min_size_spin: (
+                "Objects smaller than this many pixels are removed. Raise it when specks of noise remain."
+            ),
+            self.small_button: "Remove objects smaller than the size on the left (Ctrl+Z undoes).",
+            self.holes_button: "Fill background holes enclosed by an object (Ctrl+Z undoes).",
+            self.objects3d_check: (
+                "Objects connect across Z (a 3D object per nucleus). Off: each slice on its own, as for 2D "
+                "segmentations of a stack."
+            ),
+            self.add_scribbles_button: (
+                "Add a layer to paint class ids on (1 = darkest … K); a few strokes per class are enough."
+            ),
+            self.scribble_button: (
+                "Re-run the segmentation that made these labels, with the painted pixels held to their "
+                "class; click again to cancel. Ctrl+Z undoes the result."
+            ),
+        }
+        for field, tip in tips.items():
+            field.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("labels", self.labels_combo)
@@ -83,6 +120,8 @@ class RefineWidget(DemDockWidget):
         layout.addLayout(form)
         layout.addWidget(edits)
         layout.addWidget(scribbles)
+        self.remembered = RememberedFields("refine", {"min_size": self.min_size_spin})
+        layout.addWidget(self.remembered.button())
         layout.addWidget(self.message)
         layout.addStretch(1)
 
@@ -240,40 +279,53 @@ class RefineWidget(DemDockWidget):
         return scrib
 
     def _on_scribble_clicked(self) -> None:
-        if self.job is not None and self.job.running:
-            self.job.cancel()
+        if self.debounced():
+            return
+        if self.busy:
+            self.cancel_job()
         else:
             self.refine_with_scribbles()
 
-    def refine_with_scribbles(self) -> Job | None:
-        """Re-run DEM on the source image with the scribbles clamped; update the labels (undoable)."""
-        from .segment import run_segment
+    def _scribble_plan(self) -> dict[str, Any]:
+        """The labels, their record, source image and scribbles; ``ValueError`` with a user message."""
+        layer = self._layer_or_error()
+        meta = LabelsMeta.from_dict(layer.metadata.get("dem"), layer.name)
+        if meta.instances:
+            raise ValueError(f"{layer.name!r} holds objects (instances), not classes: refine class labels")
+        if meta.image not in self.viewer.layers or not isinstance(self.viewer.layers[meta.image], Image):
+            raise ValueError(f"the image {meta.image!r} that {layer.name!r} came from is gone")
+        scrib = self.scribbles_layer(layer)
+        if scrib is None or not np.any(scrib.data):
+            raise ValueError("add a scribbles layer and paint a few strokes first")
+        scribbles = np.array(scrib.data, copy=True)  # painting on during the run changes nothing
+        top = int(scribbles.max())
+        if top > meta.n_clusters:
+            raise ValueError(
+                f"scribble id {top} is above K = {meta.n_clusters} of {layer.name!r}: paint ids 1 to "
+                f"{meta.n_clusters} (or segment again with more clusters)"
+            )
+        if self.session.training:
+            raise ValueError("fine-tuning is running: wait for it to finish (or stop it)")
+        source = self.viewer.layers[meta.image]
+        image = snapshot(level_data(source, meta.level))
+        return {"layer": layer, "meta": meta, "scribbles": scribbles, "image": image, "source": source}
 
+    def refine_with_scribbles(self) -> Job | None:
+        """Re-run DEM on the source image with the scribbles clamped, with the model and
+        settings that made the labels; update the labels (one undoable edit)."""
         try:
-            layer = self._layer_or_error()
-            dem: dict[str, Any] = layer.metadata.get("dem") or {}
-            if not dem:
-                raise ValueError(f"{layer.name!r} was not made by the Segment widget: no settings to re-run")
-            if dem["image"] not in self.viewer.layers or not isinstance(
-                self.viewer.layers[dem["image"]], Image
-            ):
-                raise ValueError(f"the image {dem['image']!r} that {layer.name!r} came from is gone")
-            scrib = self.scribbles_layer(layer)
-            if scrib is None or not np.any(scrib.data):
-                raise ValueError("add a scribbles layer and paint a few strokes first")
-            image = level_data(self.viewer.layers[dem["image"]], dem.get("level", 0))
-            scribbles = np.asarray(scrib.data)
-            settings = {k: dem[k] for k in ("n_clusters", "mode", "model", "device", "seed")}
-            settings["n_clusters"] = max(int(settings["n_clusters"]), int(scribbles.max()))
-            if dem.get("mode") in ("2d", "3d"):
-                settings["mode"] = dem["mode"]
-        except (ValueError, TypeError, KeyError) as exc:
+            plan = self._scribble_plan()
+        except ValueError as exc:
             self.show_error(str(exc))
             return None
+        layer, meta, scribbles = plan["layer"], plan["meta"], plan["scribbles"]
+        before = np.array(layer.data, copy=True)
+        session = self.session
 
         def fn(progress):
+            model, _ = load_run_model(session, meta.model, meta.device)
             return run_segment(
-                image, dem["axes"], settings, scribbles=scribbles, progress=progress, cancel=self.job.token
+                plan["image"], meta, model, scribbles=scribbles, progress=progress, cancel=self.job.token
             )
 
         def on_result(result):
@@ -281,8 +333,14 @@ class RefineWidget(DemDockWidget):
             if labels.shape != tuple(layer.data.shape):
                 raise ValueError(f"labels shape {labels.shape} differs from the layer's {layer.data.shape}")
             n = apply_undoable(layer, labels)
-            layer.metadata["dem"] = {**dem, "n_clusters": settings["n_clusters"]}
-            self.show_info(f"refined with scribbles: {n} pixels changed (Ctrl+Z undoes)")
+            text = f"refined with scribbles: {n} pixels changed (Ctrl+Z undoes)"
+            moved = unpainted_change(before, labels, scribbles)
+            if moved > MOVED_WARNING:
+                text += (
+                    f"; warning: {moved:.0%} of the unpainted pixels changed class: check the result "
+                    "(a stroke on the wrong class re-labels much more than it covers)"
+                )
+            self.show_info(text)
 
         return self.start_job(
             fn,
@@ -291,6 +349,7 @@ class RefineWidget(DemDockWidget):
             running_text="refining with scribbles…",
             button=self.scribble_button,
             button_text="Cancel",
+            layers=(layer, plan["source"], self.scribbles_layer(layer)),
         )
 
     def _on_done(self, status: str) -> None:
@@ -298,6 +357,13 @@ class RefineWidget(DemDockWidget):
         self.scribble_button.setText("Refine with scribbles")
         if status == "cancelled":
             self.show_info("cancelled")
+
+
+def unpainted_change(before: np.ndarray, after: np.ndarray, scribbles: np.ndarray) -> float:
+    """Fraction of the pixels without a scribble whose label changed (0 when all are painted)."""
+    free = scribbles == 0
+    n = int(free.sum())
+    return float(np.count_nonzero((before != after) & free)) / n if n else 0.0
 
 
 def _geometry_of(layer) -> dict[str, Any]:

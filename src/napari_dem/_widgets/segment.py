@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,12 @@ from qtpy.QtWidgets import (
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core.layout import parse_axes
+from napari_dem.core.model import available_devices
 from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
+from napari_dem.labels_meta import LabelsMeta
 
 from ._common import (
+    LABELS_SUFFIX,
     DemDockWidget,
     Job,
     apply_undoable,
@@ -37,59 +39,36 @@ from ._common import (
     level_data,
     pick_level,
 )
+from ._runs import load_run_model, run_segment, session_model_for, snapshot
+from ._settings import RememberedFields
 
 if TYPE_CHECKING:
     import napari
 
-LABELS_SUFFIX = " DEM labels"
+#: Above this K the widget warns: DEM separates a few classes (2 to 10 is usual), not hundreds.
+MANY_CLUSTERS = 16
 
 
-def available_devices() -> list[str]:
-    from napari_dem.core import model as _model
-
-    torch = _model.torch
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
-
-
-def run_segment(
-    image, axes: str, settings: dict[str, Any], scribbles=None, progress=None, cancel=None, model=None
-):
-    """Segment with ``model``, else the file named in ``settings``, else the default (worker thread)."""
-    from napari_dem.core.model import load_model
-    from napari_dem.core.segment import segment
-
-    if model is None and settings.get("model"):
-        device = settings.get("device", "auto")
-        model = load_model(settings["model"], device="cpu" if device == "auto" else device)
-    return segment(
-        image,
-        axes,
-        model=model,
-        n_clusters=int(settings["n_clusters"]) or None,  # 0 = auto: 3 in 2D, 2 in 3D
-        mode=settings["mode"],
-        device=settings["device"],
-        seed=int(settings["seed"]),
-        scribbles=scribbles,
-        progress=progress,
-        cancel=cancel,
+def many_clusters_warning(k: int) -> str:
+    """The warning for a K far above what DEM separates (empty when K is reasonable)."""
+    if k <= MANY_CLUSTERS:
+        return ""
+    return (
+        f"warning: K = {k} is many classes: DEM separates a few (2 to 10 is usual); "
+        "most of them will be noise"
     )
 
 
 class SegmentWidget(DemDockWidget):
     """Segment an Image layer with DEM into a Labels layer ``"<image> DEM labels"``."""
 
+    uses_model = True
+
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
 
         self.image_combo = QComboBox()
         self.axes_edit = QLineEdit()
-        self.axes_edit.setToolTip("One letter per data axis: T (time), Z, C (channel), Y, X")
         self.clusters_spin = QSpinBox()
         self.clusters_spin.setRange(0, MAX_CLUSTERS)
         self.clusters_spin.setSpecialValueText("auto (3 in 2D, 2 in 3D)")  # shown for 0
@@ -108,6 +87,41 @@ class SegmentWidget(DemDockWidget):
         self.new_layer_check = QCheckBox("new layer")
         self.sync_check = QCheckBox("run synchronously (debug)")
         self.run_button = QPushButton("Run")
+        tips = {
+            self.image_combo: "The Image layer to segment. Pick another one to segment it instead.",
+            self.axes_edit: (
+                "One letter per data axis: T (time), Z, C (channel), Y, X. Guessed from the layer; "
+                "correct it when the guess is wrong, e.g. a Z-stack read as a time-lapse."
+            ),
+            self.clusters_spin: (
+                "K, the number of classes (labels 1..K, darkest first). auto = 3 in 2D (background, "
+                "dim and bright objects), 2 in 3D. Raise it when two kinds of objects share a label."
+            ),
+            self.mode_combo: (
+                "2d segments each plane on its own, 3d whole volumes with the 3D model. auto = 3d when "
+                "the Z axis is deep enough for the 3D model, else 2d."
+            ),
+            self.model_edit: (
+                "A DEM model file (.pt) to use. Empty: the model fine-tuned in this session if any, "
+                "else the bundled default (the grey text says which)."
+            ),
+            self.model_button: "Choose a DEM model file (.pt), e.g. one saved by the Fine-tune widget.",
+            self.device_combo: "Where the network runs. auto takes a GPU if there is one; cpu always works.",
+            self.seed_spin: (
+                "Seed of the mixture's initialisation: the same seed gives the same labels. Change it "
+                "to check that a result does not hinge on chance."
+            ),
+            self.slice_check: (
+                "Segment only the plane shown (time point / slice), as a quick preview of the settings."
+            ),
+            self.new_layer_check: (
+                "Write a new Labels layer instead of updating this image's labels layer in place (undoable)."
+            ),
+            self.sync_check: "Run in the GUI thread (napari freezes until done): for debugging only.",
+            self.run_button: "Start the segmentation in the background; click again to cancel it.",
+        }
+        for field, tip in tips.items():
+            field.setToolTip(tip)
 
         model_row = QHBoxLayout()
         model_row.setContentsMargins(0, 0, 0, 0)
@@ -130,6 +144,18 @@ class SegmentWidget(DemDockWidget):
         layout.addWidget(self.new_layer_check)
         layout.addWidget(self.sync_check)
         layout.addWidget(self.run_button)
+        self.remembered = RememberedFields(
+            "segment",
+            {
+                "n_clusters": self.clusters_spin,
+                "mode": self.mode_combo,
+                "model": self.model_edit,
+                "device": self.device_combo,
+                "seed": self.seed_spin,
+                "new_layer": self.new_layer_check,
+            },
+        )
+        layout.addWidget(self.remembered.button())
         layout.addWidget(self.message)
         layout.addStretch(1)
 
@@ -147,6 +173,11 @@ class SegmentWidget(DemDockWidget):
         self.run_button.clicked.connect(self._on_run_clicked)
         self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
 
+        self._done_text = "done"
+        self.connect_session(self.session.model_changed, self._show_model)
+        self.session.add_segmenter(self)
+        self.destroyed.connect(lambda *_, s=self.session, me=self: s.remove_segmenter(me))
+        self._show_model()
         self.watch_layers(self._refresh_layers)
 
     # ------------------------------------------------------------------ layer choice
@@ -222,7 +253,7 @@ class SegmentWidget(DemDockWidget):
         except (ValueError, TypeError) as exc:
             self.show_error(str(exc))
             return False
-        self.show_info("")
+        self.show_info(many_clusters_warning(self.clusters_spin.value()))
         return True
 
     # ------------------------------------------------------------------ run
@@ -270,18 +301,18 @@ class SegmentWidget(DemDockWidget):
         }
 
     def _on_run_clicked(self) -> None:
-        if self.job is not None and self.job.running:
+        if self.debounced():
+            return
+        if self.busy:
             self.cancel()
         else:
             self.run()
 
     def run(self) -> Job | None:
         """Start a segmentation (in the background unless ``run_synchronously``)."""
-        if self.job is not None and self.job.running:
+        if self.busy:
             return self.job
-        from .finetune import TRAINING, get_active_model
-
-        if TRAINING.is_set():  # never segment with a model that is being trained
+        if self.session.training:  # never segment with a model that is being trained
             self.show_error("fine-tuning is running: wait for it to finish (or stop it)")
             return None
         try:
@@ -289,38 +320,47 @@ class SegmentWidget(DemDockWidget):
         except (ValueError, TypeError) as exc:
             self.show_error(str(exc))
             return None
-        # A model fine-tuned in this session (Fine-tune widget) replaces the default,
-        # unless a model file is named. A copy: segment() moves its model to the device.
-        active = None
-        if not plan["settings"]["model"]:
-            layout = parse_axes(plan["axes"], plan["image"].shape, plan["layer"].rgb)
-            ndim = 3 if choose_mode(layout, plan["settings"]["mode"], None) == "3d" else 2
-            active = get_active_model(ndim)
-            active = copy.deepcopy(active) if active is not None else None
+        settings = plan["settings"]
+        layout = parse_axes(plan["axes"], plan["image"].shape, plan["layer"].rgb)
+        mode = choose_mode(layout, settings["mode"], None)
+        # A model fine-tuned in this session replaces the default unless a file is named;
+        # the worker gets a private copy (the core moves it to the device).
+        model, identity = session_model_for(self.session, 3 if mode == "3d" else 2, settings["model"])
+        meta = LabelsMeta(
+            image=plan["layer"].name,
+            axes=plan["axes"],
+            mode=mode,
+            n_clusters=int(settings["n_clusters"]),
+            n_clusters_asked=int(settings["n_clusters"]),
+            seed=int(settings["seed"]),
+            device=settings["device"],
+            level=plan["level"],
+            scale=tuple(plan["geometry"]["scale"]),
+            model=identity,
+        )
+        image = snapshot(plan["image"])
+        session = self.session
 
-        def fn(progress, _plan=plan, _model=active):
-            return run_segment(
-                _plan["image"],
-                _plan["axes"],
-                _plan["settings"],
-                progress=progress,
-                cancel=self.job.token,
-                model=_model,
-            )
+        def fn(progress):
+            run_model, ident = load_run_model(session, identity, meta.device, model)
+            result = run_segment(image, meta, run_model, progress=progress, cancel=self.job.token)
+            return result, ident
 
+        target = None if plan["new_layer"] else self.find_labels_layer(plan)
         return self.start_job(
             fn,
             desc=f"DEM {plan['layer'].name}",
-            on_result=lambda res: self._apply(plan, res),
+            on_result=lambda res: self._apply(plan, meta, *res),
             running_text="running…",
             button=self.run_button,
             button_text="Cancel",
+            layers=(plan["layer"], target),
         )
 
     def cancel(self) -> None:
-        if self.job is not None and self.job.running:
+        if self.busy:
             self.run_button.setText("Cancelling…")
-            self.job.cancel()
+            self.cancel_job()
 
     def _on_done(self, status: str) -> None:
         self.last_status = status
@@ -328,7 +368,16 @@ class SegmentWidget(DemDockWidget):
         if status == "cancelled":
             self.show_info("cancelled")
         elif status == "done":
-            self.show_info("done")
+            self.show_info(self._done_text)
+
+    def _show_model(self, *args) -> None:
+        """The model field's placeholder says which model an empty field means."""
+        dims = [d for d in (2, 3) if self.session.identity(d) is not None]
+        if not dims:
+            self.model_edit.setPlaceholderText("default model")
+            return
+        text = " / ".join(self.session.identity(d).describe() for d in dims)
+        self.model_edit.setPlaceholderText(f"{text}; default otherwise")
 
     def find_labels_layer(self, plan: dict[str, Any]) -> Labels | None:
         name = plan["name"]
@@ -338,23 +387,18 @@ class SegmentWidget(DemDockWidget):
                 return layer
         return None
 
-    def _apply(self, plan: dict[str, Any], result) -> None:
+    def _apply(self, plan: dict[str, Any], meta: LabelsMeta, result, identity) -> None:
+        if plan["layer"] not in self.viewer.layers:
+            raise ValueError(f"the image {plan['layer'].name!r} was deleted: no labels added")
         labels = np.asarray(result.labels)
         region_shape = tuple(
             n if s == slice(None) else 1 for s, n in zip(plan["region"], plan["label_shape"], strict=True)
         )
         labels = labels.reshape(region_shape)
-        metadata = {
-            "dem": {
-                "image": plan["layer"].name,
-                "axes": plan["full_axes"],
-                "label_axes": plan["label_axes"],
-                "level": plan["level"],
-                **plan["settings"],
-                "mode": result.mode,
-                "n_clusters": result.n_clusters,  # the K used, also when "auto" was asked for
-            }
-        }
+        meta.mode = result.mode
+        meta.n_clusters = int(result.n_clusters)  # the K used, also when "auto" was asked for
+        meta.model = identity
+        metadata = {"dem": meta.to_dict()}
         target = None if plan["new_layer"] else self.find_labels_layer(plan)
         if target is None:
             full = np.zeros(plan["label_shape"], dtype=labels.dtype)
@@ -364,3 +408,4 @@ class SegmentWidget(DemDockWidget):
             apply_undoable(target, labels, plan["region"])
             target.metadata.update(metadata)
         self.labels_layer = target
+        self._done_text = f"done: K = {meta.n_clusters}, {meta.mode.upper()}, model {identity.describe()}"

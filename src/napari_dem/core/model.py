@@ -255,6 +255,17 @@ def load_default_model(ndim: int = 2, device: str | torch.device = "cpu") -> DEM
     return load_model(default_model_path(ndim), device)
 
 
+def available_devices() -> list[str]:
+    """The device names :func:`resolve_device` accepts on this machine ("auto" first), for a menu."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU; an unavailable explicit choice is an error."""
     if isinstance(device, torch.device):

@@ -93,3 +93,14 @@ def test_a_finished_job_and_an_error_are_napari_notifications(make_napari_viewer
     qtbot.waitUntil(lambda: w.last_status is not None, timeout=60_000)
     assert w.last_status == "error"
     assert any("junk.pt" in m for m in seen), seen
+
+
+def test_numbers_in_the_widget_docs_come_from_the_code():
+    from pathlib import Path
+
+    from napari_dem._widgets._common import DemDockWidget
+    from napari_dem._widgets.refine import MOVED_WARNING
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "napari.md").read_text(encoding="utf-8")
+    assert f"within {DemDockWidget.DEBOUNCE_S} s" in text
+    assert f"more than {MOVED_WARNING:.0%}".replace("%", " %") in text

@@ -98,6 +98,7 @@ def test_timelapse_axes_and_current_slice(make_napari_viewer, qtbot):
     assert not labels[[0, 1, 3]].any()
 
 
+@pytest.mark.slow
 def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     big = np.stack([synthetic_nuclei((256, 256), seed=s % 3)[0] for s in range(120)])
@@ -141,6 +142,7 @@ def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
     assert len(viewer.layers) == n_layers + 1
 
 
+@pytest.mark.slow
 def test_dask_input_not_materialised(make_napari_viewer, qtbot):
     da = pytest.importorskip("dask.array")
 

@@ -173,6 +173,20 @@ def combo_layer(viewer: napari.viewer.Viewer, combo: QComboBox, kind: type):
     return None
 
 
+#: Above this K the widget warns: DEM separates a few classes (2 to 10 is usual), not hundreds.
+MANY_CLUSTERS = 16
+
+
+def many_clusters_warning(k: int) -> str:
+    """The warning for a K far above what DEM separates (empty when K is reasonable)."""
+    if k <= MANY_CLUSTERS:
+        return ""
+    return (
+        f"warning: K = {k} is many classes: DEM separates a few (2 to 10 is usual); "
+        "most of them will be noise"
+    )
+
+
 def unwrap(obj):
     """The object behind napari's plugin proxy (widgets get proxies of the viewer and its layers)."""
     return getattr(obj, "__wrapped__", obj)

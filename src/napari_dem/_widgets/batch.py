@@ -39,6 +39,7 @@ from ._common import (
     fill_combo,
     labels_geometry,
     level_data,
+    many_clusters_warning,
     pick_level,
 )
 from ._runs import load_run_model, session_model_for, snapshot
@@ -358,7 +359,7 @@ class BatchWidget(DemDockWidget):
             fn,
             desc="DEM batch",
             on_result=lambda res: self._apply(plan, res),
-            running_text="running…",
+            running_text=" ".join(["running…", many_clusters_warning(self.clusters_spin.value())]).strip(),
             button=self.run_button,
             button_text="Cancel",
             layers=(plan.get("layer"),),

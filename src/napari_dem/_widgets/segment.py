@@ -37,6 +37,7 @@ from ._common import (
     fill_combo,
     labels_geometry,
     level_data,
+    many_clusters_warning,
     pick_level,
 )
 from ._runs import load_run_model, run_segment, session_model_for, snapshot
@@ -44,19 +45,6 @@ from ._settings import RememberedFields
 
 if TYPE_CHECKING:
     import napari
-
-#: Above this K the widget warns: DEM separates a few classes (2 to 10 is usual), not hundreds.
-MANY_CLUSTERS = 16
-
-
-def many_clusters_warning(k: int) -> str:
-    """The warning for a K far above what DEM separates (empty when K is reasonable)."""
-    if k <= MANY_CLUSTERS:
-        return ""
-    return (
-        f"warning: K = {k} is many classes: DEM separates a few (2 to 10 is usual); "
-        "most of them will be noise"
-    )
 
 
 class SegmentWidget(DemDockWidget):

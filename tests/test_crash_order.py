@@ -61,6 +61,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X server: run the suite under xvfb-run")
+@pytest.mark.slow
 def test_torchvision_after_opengl_canvas_does_not_crash() -> None:
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"exit {proc.returncode}\\n{proc.stderr[-3000:]}"

@@ -86,7 +86,9 @@ class LabelsMeta:
     mode: str  #: "2d" or "3d", as run (never "auto")
     n_clusters: int  #: K used (the chosen one when "auto" was asked for)
     n_clusters_asked: int = 0  #: K given by the user; 0 = auto
-    task: str = "classes"  #: what the labels are: "classes" (semantic) for now
+    task: str = (
+        "classes"  #: what the labels are: "classes" (1..K) or "objects" (0/1); "auto" = decided by the fit
+    )
     instances: bool = False  #: split into objects (ids are then objects, not classes)
     background: str | int = "darkest"
     seed: int = 0

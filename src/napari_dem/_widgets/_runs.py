@@ -92,6 +92,7 @@ def run_segment(
         device=meta.device,
         seed=int(meta.seed),
         tile_size=meta.tile_size,
+        task=meta.task,
         scribbles=scribbles,
         progress=progress,
         cancel=cancel,

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem.core.layout import parse_axes
 from napari_dem.core.model import available_devices
-from napari_dem.core.segment import DEFAULT_CLUSTERS, MAX_CLUSTERS, choose_mode
+from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
 from napari_dem.labels_meta import LabelsMeta
 
 from ._common import (
@@ -431,8 +431,10 @@ class BatchWidget(DemDockWidget):
                 path = segment_to_zarr(
                     image, out_path, settings, overwrite=plan["overwrite"], progress=report, cancel=token
                 )
-                k = settings.n_clusters or DEFAULT_CLUSTERS[mode]
-                return read_image(path)[0], Path(path), k, ident
+                labels = read_image(path)[0]
+                # the fit's K and task are not returned by the streamed path: K from the labels
+                k = settings.n_clusters or int(np.max(labels))
+                return labels, Path(path), k, settings.task, ident
             from napari_dem.api import segment_image
             from napari_dem.core.progress import check_cancel
             from napari_dem.io import write_array
@@ -454,7 +456,7 @@ class BatchWidget(DemDockWidget):
             )
             check_cancel(token)
             path = write_array(out_path, res.labels, overwrite=plan["overwrite"], axes=res.axes)
-            return res.labels, path, res.semantic.n_clusters, ident
+            return res.labels, path, res.semantic.n_clusters, res.semantic.task, ident
 
         return fn
 
@@ -513,7 +515,7 @@ class BatchWidget(DemDockWidget):
             n = len(plan["names"])
             self.file_label.setText(f"{n} of {n} files")
             return
-        labels, path, k, identity = result
+        labels, path, k, task, identity = result
         if plan["layer"] not in self.viewer.layers:
             raise ValueError(f"the image {plan['layer'].name!r} was deleted: wrote {path}, added no layer")
         self.output = Path(path)
@@ -524,6 +526,7 @@ class BatchWidget(DemDockWidget):
             mode=plan["mode"],
             n_clusters=int(k),
             n_clusters_asked=settings.n_clusters or 0,
+            task=task,
             instances=settings.instances,
             background=settings.background,
             seed=settings.seed,

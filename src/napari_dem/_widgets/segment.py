@@ -320,6 +320,7 @@ class SegmentWidget(DemDockWidget):
             mode=mode,
             n_clusters=int(settings["n_clusters"]),
             n_clusters_asked=int(settings["n_clusters"]),
+            task="auto",
             seed=int(settings["seed"]),
             device=settings["device"],
             level=plan["level"],
@@ -385,6 +386,7 @@ class SegmentWidget(DemDockWidget):
         labels = labels.reshape(region_shape)
         meta.mode = result.mode
         meta.n_clusters = int(result.n_clusters)  # the K used, also when "auto" was asked for
+        meta.task = result.task  # as decided by the fit
         meta.model = identity
         metadata = {"dem": meta.to_dict()}
         target = None if plan["new_layer"] else self.find_labels_layer(plan)

@@ -130,6 +130,7 @@ def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
     layer = viewer.layers["img DEM labels"]
     first = layer.data.copy()
     n_layers = len(viewer.layers)
+    w.task_combo.setCurrentText("classes")
     w.clusters_spin.setValue(2)
     run_job(qtbot, w)
     assert len(viewer.layers) == n_layers
@@ -286,6 +287,8 @@ def test_refine_edits_are_undoable(make_napari_viewer, qtbot, img2d):
     viewer = make_napari_viewer()
     viewer.add_image(img2d, name="img")
     seg = dock(viewer, SEGMENT)
+    seg.task_combo.setCurrentText("classes")  # three classes to merge and clean up
+    seg.clusters_spin.setValue(3)
     run_job(qtbot, seg)
     ref = dock(viewer, REFINE)
     layer = viewer.layers["img DEM labels"]

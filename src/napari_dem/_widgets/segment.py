@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
+from napari_dem.core.decide import TASKS
 from napari_dem.core.layout import parse_axes
 from napari_dem.core.model import available_devices
 from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
@@ -59,8 +60,10 @@ class SegmentWidget(DemDockWidget):
         self.axes_edit = QLineEdit()
         self.clusters_spin = QSpinBox()
         self.clusters_spin.setRange(0, MAX_CLUSTERS)
-        self.clusters_spin.setSpecialValueText("auto (3 in 2D, 2 in 3D)")  # shown for 0
+        self.clusters_spin.setSpecialValueText("auto (from the image)")  # shown for 0
         self.clusters_spin.setValue(0)
+        self.task_combo = QComboBox()
+        self.task_combo.addItems(list(TASKS))
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["auto", "2d", "3d"])
         self.model_edit = QLineEdit()
@@ -82,8 +85,14 @@ class SegmentWidget(DemDockWidget):
                 "correct it when the guess is wrong, e.g. a Z-stack read as a time-lapse."
             ),
             self.clusters_spin: (
-                "K, the number of classes (labels 1..K, darkest first). auto = 3 in 2D (background, "
-                "dim and bright objects), 2 in 3D. Raise it when two kinds of objects share a label."
+                "K, the number of intensity clusters. auto = chosen from the image (its intensity "
+                "modes; objects get one more for dim objects). Set it when two kinds of objects, or "
+                "two tissue classes, share a label."
+            ),
+            self.task_combo: (
+                "objects: 0 = background, 1 = objects (bright on dark or dark on bright, found "
+                "automatically). classes: labels 1..K by intensity (tissue types, phases). auto "
+                "decides from the image; the message says what it chose."
             ),
             self.mode_combo: (
                 "2d segments each plane on its own, 3d whole volumes with the 3D model. auto = 3d when "
@@ -122,6 +131,7 @@ class SegmentWidget(DemDockWidget):
         form.addRow("image", self.image_combo)
         form.addRow("axes", self.axes_edit)
         form.addRow("clusters", self.clusters_spin)
+        form.addRow("task", self.task_combo)
         form.addRow("mode", self.mode_combo)
         form.addRow("model", model_box)
         form.addRow("device", self.device_combo)
@@ -136,6 +146,7 @@ class SegmentWidget(DemDockWidget):
             "segment",
             {
                 "n_clusters": self.clusters_spin,
+                "task": self.task_combo,
                 "mode": self.mode_combo,
                 "model": self.model_edit,
                 "device": self.device_combo,
@@ -151,6 +162,7 @@ class SegmentWidget(DemDockWidget):
         for signal in (
             self.axes_edit.textChanged,
             self.clusters_spin.valueChanged,
+            self.task_combo.currentTextChanged,
             self.mode_combo.currentTextChanged,
             self.model_edit.textChanged,
             self.device_combo.currentTextChanged,
@@ -196,6 +208,7 @@ class SegmentWidget(DemDockWidget):
     def settings(self) -> dict[str, Any]:
         return {
             "n_clusters": self.clusters_spin.value(),
+            "task": self.task_combo.currentText(),
             "mode": self.mode_combo.currentText(),
             "model": self.model_edit.text().strip(),
             "device": self.device_combo.currentText(),
@@ -320,7 +333,7 @@ class SegmentWidget(DemDockWidget):
             mode=mode,
             n_clusters=int(settings["n_clusters"]),
             n_clusters_asked=int(settings["n_clusters"]),
-            task="auto",
+            task=settings["task"],
             seed=int(settings["seed"]),
             device=settings["device"],
             level=plan["level"],
@@ -398,4 +411,6 @@ class SegmentWidget(DemDockWidget):
             apply_undoable(target, labels, plan["region"])
             target.metadata.update(metadata)
         self.labels_layer = target
-        self._done_text = f"done: K = {meta.n_clusters}, {meta.mode.upper()}, model {identity.describe()}"
+        self._done_text = (
+            f"done: {result.decision.summary()}; {meta.mode.upper()}, model {identity.describe()}"
+        )

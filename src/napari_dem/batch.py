@@ -16,6 +16,7 @@ cluster; each task calls :func:`process_file`, which loads the model itself.
 from __future__ import annotations
 
 import glob
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .core.errors import USER_ERRORS, InputError
 from .core.layout import parse_axes
 from .core.progress import Cancelled, CancelToken, ProgressFn
 from .io import IMAGE_SUFFIXES, atomic_path, remove_path
@@ -102,20 +104,20 @@ def expand_inputs(specs: list[str]) -> list[Path]:
         if p.is_dir() and p.suffix.lower() != ".zarr":
             found = sorted(c for c in p.iterdir() if _is_image(c))
             if not found:
-                raise ValueError(f"no {', '.join(IMAGE_SUFFIXES)} image in folder {p}")
+                raise InputError(f"no {', '.join(IMAGE_SUFFIXES)} image in folder {p}")
             paths += found
         elif p.exists():
             paths.append(p)
         elif glob.has_magic(spec):
             found = sorted(Path(m) for m in glob.glob(spec) if _is_image(Path(m)))
             if not found:
-                raise ValueError(f"no image matches {spec!r}")
+                raise InputError(f"no image matches {spec!r}")
             paths += found
         else:
             raise FileNotFoundError(f"no such file: {spec}")
     unique = list(dict.fromkeys(paths))
     if not unique:
-        raise ValueError("no input images")
+        raise InputError("no input images")
     return unique
 
 
@@ -207,7 +209,7 @@ def segment_to_zarr(
 
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".zarr":
-        raise ValueError(f"segment_to_zarr writes .zarr, got {out_path.name}")
+        raise InputError(f"segment_to_zarr writes .zarr, got {out_path.name}")
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     validate_image(image)
@@ -344,6 +346,8 @@ def process_file(
         raise
     except Exception as exc:
         _remove_stale_temps(out)
+        if not isinstance(exc, USER_ERRORS):  # a bug or a system failure: keep its traceback
+            logging.getLogger("napari_dem").exception("segmenting %s failed", src)
         return "failed", _one_line(exc)
 
 
@@ -389,12 +393,12 @@ def batch_segment(
     out_dir = Path(out_dir)
     fmt = settings.out_format if settings.out_format.startswith(".") else f".{settings.out_format}"
     if fmt.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"unsupported output type {fmt!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise InputError(f"unsupported output type {fmt!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"the output must be a directory, and {out_dir} is a file")
+        raise InputError(f"the output must be a directory, and {out_dir} is a file")
     outputs = [output_path(p, out_dir, fmt) for p in inputs]
     if len(set(outputs)) != len(outputs):
-        raise ValueError("two inputs would write the same output name; give them distinct names")
+        raise InputError("two inputs would write the same output name; give them distinct names")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary()
     n = len(inputs)

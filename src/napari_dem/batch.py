@@ -158,18 +158,27 @@ def _one_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------
 # Models: load once per process (and per task on a cluster worker)
 
-_MODELS: dict[tuple[str, int, str], object] = {}
+_MODELS: dict[tuple[object, ...], object] = {}
 
 
 def _model_for(settings: BatchSettings, ndim: int):
-    """The settings' model file (cached per process), or None for the shipped default."""
+    """The settings' model file (cached per process), or None for the shipped default.
+
+    The cache key holds the file's modification time and size beside its path, so a model
+    saved again under the same name (a new fine-tune) is loaded again, not served stale.
+    """
     if settings.model is None:
         return None
     from .api import get_model
 
-    key = (str(settings.model), ndim, str(settings.device))
+    path = Path(settings.model).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:  # missing: get_model says so in a clear message
+        return get_model(settings.model, ndim, settings.device)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, ndim, str(settings.device))
     if key not in _MODELS:
-        _MODELS[key] = get_model(settings.model, ndim, settings.device)
+        _MODELS[key] = get_model(str(path), ndim, settings.device)
     return _MODELS[key]
 
 

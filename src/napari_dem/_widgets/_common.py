@@ -178,10 +178,6 @@ def core_generator(fn: Callable[[Callable[[int, int, str], None]], Any], token) 
     return box.get("result")
 
 
-def layer_names(viewer, kind) -> list[str]:
-    return [layer.name for layer in viewer.layers if isinstance(layer, kind)]
-
-
 class Job:
     """One background run of a core function, with a napari progress bar and cancel.
 

@@ -37,10 +37,6 @@ class Layout:
         return "Z" in self.axes
 
     @property
-    def has_t(self) -> bool:
-        return "T" in self.axes
-
-    @property
     def channels(self) -> int:
         return self.size("C")
 

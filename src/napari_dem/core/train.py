@@ -107,20 +107,32 @@ def _random_patch(unit: np.ndarray, size: int, gen: torch.Generator) -> torch.Te
     return patch
 
 
+def _flip_2d(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image flipped left-right, then up-down, each with probability 1/2 (torchvision v2).
+
+    The coin flips come from ``gen``, never from torch's global generator: two trainings in
+    two threads (two napari viewers) must not change each other's augmentations.
+    """
+    from .._compat import transforms_v2
+
+    flips = transforms_v2().functional
+    out = []
+    for img in batch:
+        if bool(torch.rand(1, generator=gen) < 0.5):
+            img = flips.horizontal_flip(img)
+        if bool(torch.rand(1, generator=gen) < 0.5):
+            img = flips.vertical_flip(img)
+        out.append(img)
+    return torch.stack(out)
+
+
 def _augment(batch: torch.Tensor, settings: TrainSettings, gen: torch.Generator) -> torch.Tensor:
     spatial_dims = tuple(range(2, batch.ndim))
-    if batch.ndim == 4:  # 2D: the torchvision v2 transforms
-        from .._compat import transforms_v2
-
-        v2 = transforms_v2()
-        ops = []
+    if batch.ndim == 4:  # 2D: the torchvision v2 flips
         if settings.flips:
-            ops += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-        if ops:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                batch = torch.stack([v2.Compose(ops)(b) for b in batch])
+            batch = _flip_2d(
+                batch, torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            )
     elif settings.flips:
         for d in spatial_dims:
             if bool(torch.rand(1, generator=gen) < 0.5):
@@ -168,7 +180,6 @@ def fine_tune(
     # The model sees one channel at a time: every channel of every unit is a sample.
     singles = [u[c : c + 1] for u in units for c in range(u.shape[0])]
     dev = resolve_device(device)
-    torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)

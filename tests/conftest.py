@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# The CLI logs to the user's log directory: keep the tests' logs out of the home directory.
+os.environ.setdefault("NAPARI_DEM_LOG_DIR", tempfile.mkdtemp(prefix="napari-dem-test-logs-"))
 
 
 @pytest.fixture(scope="session")

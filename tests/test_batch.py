@@ -270,3 +270,28 @@ def test_streamed_and_in_memory_instances_agree_on_a_z_stack_in_2d_mode(tmp_path
     # connected across Z: some object spans several slices
     spans = [len(np.unique(np.nonzero(streamed == i)[0])) for i in np.unique(streamed)[1:]]
     assert max(spans) > 3
+
+
+def test_a_model_saved_again_under_the_same_name_is_reloaded(tmp_path: Path, tiny_model) -> None:
+    """The per-process model cache is keyed by the file's path, modification time and size."""
+    import os
+
+    import torch
+
+    from napari_dem.batch import _model_for
+    from napari_dem.core.model import save_model
+
+    path = save_model(tiny_model, tmp_path / "m.pt")
+    settings = BatchSettings(model=str(path), device="cpu")
+    first = _model_for(settings, 2)
+    assert _model_for(settings, 2) is first  # cached
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(1.0)
+    save_model(tiny_model, path)  # a new fine-tune saved under the same name
+    later = os.stat(path).st_mtime_ns + 10**9  # as a save a second later (coarse file-system clocks)
+    os.utime(path, ns=(later, later))
+    second = _model_for(settings, 2)
+    assert second is not first
+    w = next(iter(tiny_model.state_dict()))
+    assert torch.equal(second.state_dict()[w], tiny_model.state_dict()[w])

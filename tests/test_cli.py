@@ -235,3 +235,25 @@ def test_fit_on_labels_every_input_with_one_mixture(tmp_path: Path, nuclei2d) ->
     assert np.array_equal(one_a, own_a)  # a is the image the mixture was fitted on
     assert np.array_equal(one_b, expected_b) and not np.array_equal(one_b, own_b)
     assert np.array_equal(tifffile.imread(tmp_path / "b.tif"), expected_b)  # the single-file path too
+
+
+def test_a_torch_error_exits_1_with_one_line_and_a_logged_traceback(
+    tmp_path: Path, image_file: Path, capsys, monkeypatch
+) -> None:
+    """Not a bad input but a failure inside torch (a model built for 2-channel input meets a
+    1-channel image): exit code 1, one line that names the log, the traceback in the log."""
+    from napari_dem.core.model import DEMConfig, DEMModel, save_model
+
+    log_dir = tmp_path / "logs"
+    monkeypatch.setenv("NAPARI_DEM_LOG_DIR", str(log_dir))
+    config = DEMConfig(in_channels=2, width=4, latent_dim=2, context_sigma=4.0)
+    model = save_model(DEMModel(config), tmp_path / "two_channels.pt")
+    args = ["segment", str(image_file), "-o", str(tmp_path / "o.tif"), "--model", str(model), "-q"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("napari-dem: error: RuntimeError:") and str(log_dir) in err
+    log = (log_dir / "napari-dem.log").read_text()
+    assert "Traceback (most recent call last)" in log and "expected input" in log
+    assert not (tmp_path / "o.tif").exists()
+    assert main([*args, "--verbose"]) == 1  # --verbose: the traceback on stderr as well
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -88,6 +88,20 @@ def test_deterministic_for_a_seed(shapes) -> None:
     np.testing.assert_allclose(a.confidence, b.confidence)
 
 
+def test_results_do_not_depend_on_and_do_not_reseed_the_global_generator(shapes) -> None:
+    import torch
+
+    images, _ = prepare_images(shapes[0][:40])
+    results, after = [], []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        results.append(cluster_images(images, 3, steps=6, seed=3, batch_size=16))
+        after.append(torch.rand(1))
+    np.testing.assert_array_equal(results[0].labels, results[1].labels)
+    np.testing.assert_array_equal(results[0].embedding, results[1].embedding)
+    assert not torch.equal(after[0], after[1])  # the global stream was not reset to `seed`
+
+
 @pytest.mark.parametrize(
     ("images", "k", "match"),
     [

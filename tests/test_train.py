@@ -40,6 +40,16 @@ def test_same_seed_same_weights(nuclei2d) -> None:
         assert torch.equal(states[0][k], states[1][k]), k
 
 
+def test_training_leaves_torchs_global_generator_alone(tiny_model, nuclei2d) -> None:
+    """Augmentations and EM draw from local generators: the global one is neither seeded nor
+    used, so a training in one thread cannot change another thread's random numbers."""
+    img, _ = nuclei2d
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    fine_tune(tiny_model, training_units(img, "YX", 2), TrainSettings(steps=3, seed=7, **FAST), device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_cancel_keeps_best_weights_and_a_usable_model(tiny_model, nuclei2d) -> None:
     from napari_dem.core.segment import segment
 

@@ -16,6 +16,7 @@ cluster; each task calls :func:`process_file`, which loads the model itself.
 from __future__ import annotations
 
 import glob
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .core.errors import USER_ERRORS, InputError
 from .core.layout import parse_axes
 from .core.progress import Cancelled, CancelToken, ProgressFn
 from .io import IMAGE_SUFFIXES, atomic_path, remove_path
@@ -102,20 +104,20 @@ def expand_inputs(specs: list[str]) -> list[Path]:
         if p.is_dir() and p.suffix.lower() != ".zarr":
             found = sorted(c for c in p.iterdir() if _is_image(c))
             if not found:
-                raise ValueError(f"no {', '.join(IMAGE_SUFFIXES)} image in folder {p}")
+                raise InputError(f"no {', '.join(IMAGE_SUFFIXES)} image in folder {p}")
             paths += found
         elif p.exists():
             paths.append(p)
         elif glob.has_magic(spec):
             found = sorted(Path(m) for m in glob.glob(spec) if _is_image(Path(m)))
             if not found:
-                raise ValueError(f"no image matches {spec!r}")
+                raise InputError(f"no image matches {spec!r}")
             paths += found
         else:
             raise FileNotFoundError(f"no such file: {spec}")
     unique = list(dict.fromkeys(paths))
     if not unique:
-        raise ValueError("no input images")
+        raise InputError("no input images")
     return unique
 
 
@@ -156,18 +158,27 @@ def _one_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------
 # Models: load once per process (and per task on a cluster worker)
 
-_MODELS: dict[tuple[str, int, str], object] = {}
+_MODELS: dict[tuple[object, ...], object] = {}
 
 
 def _model_for(settings: BatchSettings, ndim: int):
-    """The settings' model file (cached per process), or None for the shipped default."""
+    """The settings' model file (cached per process), or None for the shipped default.
+
+    The cache key holds the file's modification time and size beside its path, so a model
+    saved again under the same name (a new fine-tune) is loaded again, not served stale.
+    """
     if settings.model is None:
         return None
     from .api import get_model
 
-    key = (str(settings.model), ndim, str(settings.device))
+    path = Path(settings.model).expanduser().resolve()
+    try:
+        stat = path.stat()
+    except OSError:  # missing: get_model says so in a clear message
+        return get_model(settings.model, ndim, settings.device)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, ndim, str(settings.device))
     if key not in _MODELS:
-        _MODELS[key] = get_model(settings.model, ndim, settings.device)
+        _MODELS[key] = get_model(str(path), ndim, settings.device)
     return _MODELS[key]
 
 
@@ -207,7 +218,7 @@ def segment_to_zarr(
 
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".zarr":
-        raise ValueError(f"segment_to_zarr writes .zarr, got {out_path.name}")
+        raise InputError(f"segment_to_zarr writes .zarr, got {out_path.name}")
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     validate_image(image)
@@ -344,6 +355,8 @@ def process_file(
         raise
     except Exception as exc:
         _remove_stale_temps(out)
+        if not isinstance(exc, USER_ERRORS):  # a bug or a system failure: keep its traceback
+            logging.getLogger("napari_dem").exception("segmenting %s failed", src)
         return "failed", _one_line(exc)
 
 
@@ -389,12 +402,12 @@ def batch_segment(
     out_dir = Path(out_dir)
     fmt = settings.out_format if settings.out_format.startswith(".") else f".{settings.out_format}"
     if fmt.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"unsupported output type {fmt!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise InputError(f"unsupported output type {fmt!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"the output must be a directory, and {out_dir} is a file")
+        raise InputError(f"the output must be a directory, and {out_dir} is a file")
     outputs = [output_path(p, out_dir, fmt) for p in inputs]
     if len(set(outputs)) != len(outputs):
-        raise ValueError("two inputs would write the same output name; give them distinct names")
+        raise InputError("two inputs would write the same output name; give them distinct names")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary()
     n = len(inputs)

@@ -18,12 +18,13 @@ import numpy as np
 
 from . import __version__
 from .core.decide import TASKS
+from .core.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 
-class CliError(Exception):
+class CliError(InputError):
     """A problem to report in one line and exit with :data:`EXIT_BAD_INPUT`."""
 
 
@@ -64,8 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also write the log (tracebacks of unexpected errors included) to stderr",
+    )
+    return common
+
+
 def _add_segment_parser(sub) -> None:
-    seg = sub.add_parser("segment", help="segment images into K clusters (or instances)")
+    seg = sub.add_parser(
+        "segment", help="segment images into K clusters (or instances)", parents=[_common_options()]
+    )
     seg.add_argument(
         "inputs",
         nargs="+",
@@ -171,7 +186,9 @@ def _add_segment_output_options(seg: argparse.ArgumentParser) -> None:
 
 
 def _add_fine_tune_parser(sub) -> None:
-    ft = sub.add_parser("fine-tune", help="adapt a model to your images, without labels")
+    ft = sub.add_parser(
+        "fine-tune", help="adapt a model to your images, without labels", parents=[_common_options()]
+    )
     ft.add_argument("inputs", nargs="+", metavar="INPUT", help="training image(s)")
     ft.add_argument(
         "-o", "--output", required=True, metavar="MODEL", help="where to write the fine-tuned model (.pt)"
@@ -210,7 +227,9 @@ def _add_fine_tune_parser(sub) -> None:
 
 
 def _add_cluster_parser(sub) -> None:
-    cl = sub.add_parser("cluster", help="group the images of a stack or folder into K clusters")
+    cl = sub.add_parser(
+        "cluster", help="group the images of a stack or folder into K clusters", parents=[_common_options()]
+    )
     cl.add_argument(
         "input", metavar="INPUT", help="a stack (.npy/.tif, first axis = images) or a folder of images"
     )
@@ -264,7 +283,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.clusters < 2:
         raise CliError(f"--clusters must be >= 2, got {args.clusters}")
     stack, names = _load_cluster_input(args.input)
-    images, notes = prepare_images(stack, args.size)
+    try:
+        images, notes = prepare_images(stack, args.size)
+    except ValueError as exc:  # prepare_images only checks the images: a bad input
+        raise CliError(str(exc)) from exc
     if args.clusters > len(images):
         raise CliError(
             f"cannot split {len(images)} images into {args.clusters} clusters (K > number of images)"
@@ -404,6 +426,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
     for src, reason in summary.failed:
         print(f"napari-dem: {src}: failed: {reason}", file=sys.stderr)
+    if summary.failed:
+        from ._logging import log_file
+
+        print(f"napari-dem: tracebacks of unexpected failures are in {log_file()}", file=sys.stderr)
     print(
         f"napari-dem: {len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
         file=sys.stderr,
@@ -537,24 +563,51 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "segment":
+        return cmd_segment(args)
+    if args.command == "cluster":
+        return cmd_cluster(args)
+    return cmd_fine_tune(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Exit codes: 0 success; 2 a problem the user can fix (one line);
+    1 anything else (a failed file in a batch, a bug, a torch error): one line here, the
+    traceback in the log file whose path is printed; 130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .core.model import ModelFileError
+    from ._logging import LogSession, logger
+    from .core.errors import USER_ERRORS
 
+    log = LogSession(verbose=args.verbose)
+    logger.debug(
+        "napari-dem %s: %s", __version__, " ".join(sys.argv if argv is None else ["napari-dem", *argv])
+    )
     try:
-        if args.command == "segment":
-            return cmd_segment(args)
-        if args.command == "cluster":
-            return cmd_cluster(args)
-        return cmd_fine_tune(args)
-    except (CliError, ModelFileError, ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"napari-dem: error: {message}", file=sys.stderr)
+        return _run(args)
+    except USER_ERRORS as exc:
+        logger.info("bad input: %s", exc)
+        print(f"napari-dem: error: {_first_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("napari-dem: interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    except Exception as exc:
+        logger.exception("napari-dem %s failed", args.command)
+        print(
+            f"napari-dem: error: {type(exc).__name__}: {_first_line(exc)} (unexpected; "
+            f"the traceback is in {log.where()})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        log.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.errors import InputError
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr", ".png")
 
 
 def suffix_of(path: str | os.PathLike[str]) -> str:
     s = Path(path).suffix.lower()
     if s not in IMAGE_SUFFIXES:
-        raise ValueError(
+        raise InputError(
             f"unsupported file type {s or '(none)'!r} for {path}; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
     return s
@@ -57,7 +59,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str | None]:
                 return node, None
             arrays = sorted(name for name, _ in node.arrays())
             if not arrays:
-                raise ValueError("the zarr group holds no array")
+                raise InputError("the zarr group holds no array")
             return node[arrays[0]], None  # multiscale: "0" is the full resolution
         from skimage import io as skio
 
@@ -66,7 +68,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str | None]:
     except (FileNotFoundError, ValueError):
         raise
     except Exception as exc:
-        raise ValueError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def _temp_sibling(path: Path) -> Path:
@@ -140,7 +142,7 @@ def write_array(
             arr[...] = np.asarray(data)
         else:
             if data.ndim != 2 and not (data.ndim == 3 and data.shape[-1] in (3, 4)):
-                raise ValueError(
+                raise InputError(
                     f"PNG holds a 2D image, but the result has shape {data.shape}; use .tif, .npy or .zarr"
                 )
             from skimage import io as skio

@@ -144,6 +144,27 @@ def _standardize(z: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | Non
     return (z - mean) / scale
 
 
+def _seeded_init(model: ConvAE, gen: torch.Generator) -> ConvAE:
+    """Draw ``model``'s initial weights again from ``gen``, as torch's default init does from the
+    global generator (same layers, same order, same formulas), without seeding torch globally.
+
+    The constructor's shape probe (a forward pass of zeros) has moved the batch-norm running
+    statistics with the old weights: they are reset and the probe is run again.
+    """
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=5**0.5, generator=gen)
+            if layer.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = 1 / fan_in**0.5 if fan_in > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+        elif isinstance(layer, nn.BatchNorm2d):
+            layer.reset_running_stats()
+    with torch.no_grad():
+        model.enc(torch.zeros(2, 1, model.size, model.size))
+    return model
+
+
 def _affine(x: torch.Tensor, gen: torch.Generator, shift: float, scale: float) -> torch.Tensor:
     """Random translation (up to ``shift`` pixels) and zoom (``1 +- scale``), zero padding."""
     n, _, h, _ = x.shape
@@ -289,12 +310,12 @@ def cluster_images(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
 
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dev = torch.device(device)
     x_all = torch.as_tensor(images, dtype=torch.float32)
     use_views = s.view_shift > 0 or s.view_scale > 0
-    model = ConvAE(images.shape[-1], s.latent_dim, s.width, s.nuisance_dim if use_views else 0).to(dev)
+    model = ConvAE(images.shape[-1], s.latent_dim, s.width, s.nuisance_dim if use_views else 0)
+    model = _seeded_init(model, torch.Generator().manual_seed(seed)).to(dev)
     k = n_clusters
     # clustering heads (depict: linear softmax; nmm: centres + log priors)
     head_w = nn.Parameter(torch.zeros(k, s.latent_dim, device=dev))

@@ -12,5 +12,20 @@ class InputError(ValueError):
     """Bad input or a bad option: the message says what to change."""
 
 
+class InputTypeError(InputError, TypeError):
+    """Input of the wrong kind (not an array, a non-numeric dtype)."""
+
+
 class NotFittedError(InputError):
     """A segmenter was asked to predict or save before it was fitted."""
+
+
+#: What the CLI reports in one line with exit code 2: the user can fix these.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import InputError
 from .layout import Layout
 
 #: Percentiles of the normalisation range, as in CSBDeep/StarDist.
@@ -39,7 +40,7 @@ def intensity_sample(image, layout: Layout, max_samples: int = 2_000_000) -> np.
     index = tuple(slice(None) if a == "C" else slice(None, None, step) for a in layout.axes)
     sample = np.asarray(image[index], dtype=np.float64)
     if not np.isfinite(sample).all():
-        raise ValueError("the image contains NaN or infinite values; replace them first")
+        raise InputError("the image contains NaN or infinite values; replace them first")
     c_axis = layout.axes.index("C") if "C" in layout.axes else None
     if c_axis is None:
         return sample.reshape(1, -1)
@@ -58,7 +59,7 @@ def percentile_range(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = np.where(flat, sample.min(1), lo)
     hi = np.where(flat, sample.max(1), hi)
     if np.all(hi <= lo):
-        raise ValueError(f"the image is constant (every pixel is {lo[0]:g}): there is nothing to segment")
+        raise InputError(f"the image is constant (every pixel is {lo[0]:g}): there is nothing to segment")
     hi = np.where(hi > lo, hi, lo + 1.0)
     return lo.astype(np.float32), hi.astype(np.float32)
 

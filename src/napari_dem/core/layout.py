@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .errors import InputError
+
 #: Letters understood: T time (or any batch axis), Z depth, C channel, Y and X the plane.
 #: ``S`` (samples, as tifffile writes RGB) is read as ``C``.
 AXES_LETTERS = "TZCYX"
 CANONICAL = "TZCYX"
 
 
-class AxesError(ValueError):
+class AxesError(InputError):
     """An axes string that does not fit the array it describes."""
 
 
@@ -33,10 +35,6 @@ class Layout:
     @property
     def has_z(self) -> bool:
         return "Z" in self.axes
-
-    @property
-    def has_t(self) -> bool:
-        return "T" in self.axes
 
     @property
     def channels(self) -> int:

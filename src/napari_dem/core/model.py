@@ -31,13 +31,14 @@ import torch
 from torch import nn
 
 from .em import GMMParams, e_step, fit_gmm, standardize
+from .errors import InputError
 from .networks import DILATIONS, Decoder, Encoder
 
 MODEL_FORMAT = "napari-dem-model"
 MODEL_FORMAT_VERSION = 1
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InputError):
     """A model file is missing, corrupt, truncated, or made for something else."""
 
 
@@ -280,15 +281,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise InputError(
                 "device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu"
             )
         return torch.device(name)
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("device 'mps' was asked for but Apple MPS is not available; use auto or cpu")
+            raise InputError("device 'mps' was asked for but Apple MPS is not available; use auto or cpu")
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device {device!r}: choose auto, cpu, cuda or mps")
+    raise InputError(f"unknown device {device!r}: choose auto, cpu, cuda or mps")

@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from skimage import morphology, segmentation
 from skimage.feature import peak_local_max
 
+from .errors import InputError
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 
@@ -25,10 +26,10 @@ def background_id(spec: str | int, n_clusters: int) -> int:
         if s == "brightest":
             return n_clusters
         if not s.lstrip("-").isdigit():
-            raise ValueError(f"background must be darkest, brightest or a cluster id, got {spec!r}")
+            raise InputError(f"background must be darkest, brightest or a cluster id, got {spec!r}")
         spec = int(s)
     if not 1 <= int(spec) <= n_clusters:
-        raise ValueError(f"background cluster id must be between 1 and {n_clusters}, got {spec}")
+        raise InputError(f"background cluster id must be between 1 and {n_clusters}, got {spec}")
     return int(spec)
 
 
@@ -173,7 +174,7 @@ def instances_from_labels(
     """
     spatial_ndim = spatial_ndim or labels.ndim
     if spatial_ndim > labels.ndim:
-        raise ValueError(f"spatial_ndim {spatial_ndim} exceeds the label image's {labels.ndim} dimensions")
+        raise InputError(f"spatial_ndim {spatial_ndim} exceeds the label image's {labels.ndim} dimensions")
     out = np.zeros(labels.shape, dtype=np.int32)
     lead = labels.shape[: labels.ndim - spatial_ndim]
     offset = 0
@@ -213,7 +214,7 @@ def instances_per_frame(
     int32 array.
     """
     if len(axes) != labels.ndim:
-        raise ValueError(f"axes {axes!r} do not fit labels of shape {tuple(labels.shape)}")
+        raise InputError(f"axes {axes!r} do not fit labels of shape {tuple(labels.shape)}")
     frame_axes = [i for i, a in enumerate(axes) if a not in "ZYX"]
     spatial = [a for a in axes if a in "ZYX"]
     to_canonical = [spatial.index(a) for a in "ZYX" if a in spatial]

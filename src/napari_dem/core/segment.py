@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .em import GMMParams
+from .errors import InputError, InputTypeError
 from .layout import Layout
 from .model import DEMModel, load_default_model
 from .progress import CancelToken, ProgressFn
@@ -76,12 +77,12 @@ def validate_image(image: object) -> None:
     dtype = getattr(image, "dtype", None)
     shape = getattr(image, "shape", None)
     if dtype is None or shape is None:
-        raise TypeError(f"expected an array (numpy, dask or zarr), got {type(image).__name__}")
+        raise InputTypeError(f"expected an array (numpy, dask or zarr), got {type(image).__name__}")
     kind = np.dtype(dtype).kind
     if kind not in "biuf":
-        raise TypeError(f"cannot segment an image of dtype {np.dtype(dtype)}; use integers or floats")
+        raise InputTypeError(f"cannot segment an image of dtype {np.dtype(dtype)}; use integers or floats")
     if math.prod(shape) == 0:
-        raise ValueError(f"the image is empty (shape {tuple(shape)})")
+        raise InputError(f"the image is empty (shape {tuple(shape)})")
 
 
 def min_side(model: DEMModel) -> int:
@@ -99,17 +100,17 @@ def choose_mode(layout: Layout, mode: str, model: DEMModel | None) -> str:
     direction (the shipped one needs 15 slices), else 2D per slice."""
     mode = (mode or "auto").lower()
     if mode not in ("auto", "2d", "3d"):
-        raise ValueError(f"mode must be auto, 2d or 3d, got {mode!r}")
+        raise InputError(f"mode must be auto, 2d or 3d, got {mode!r}")
     if model is not None:
         model_mode = f"{model.config.ndim}d"
         if mode not in ("auto", model_mode):
-            raise ValueError(f"the model is a {model_mode.upper()} model but mode {mode!r} was asked for")
+            raise InputError(f"the model is a {model_mode.upper()} model but mode {mode!r} was asked for")
         mode = model_mode
     if mode == "auto":
         deep = layout.has_z and min(layout.size(a) for a in "ZYX") >= max(8, _default_3d_min_side())
         mode = "3d" if deep else "2d"
     if mode == "3d" and not layout.has_z:
-        raise ValueError(f"3D mode needs a Z axis, but the axes are {layout.axes!r}")
+        raise InputError(f"3D mode needs a Z axis, but the axes are {layout.axes!r}")
     return mode
 
 

@@ -84,7 +84,7 @@ def check_n_clusters(n_clusters: int | None) -> int | None:
     if n_clusters is None:
         return None
     if not isinstance(n_clusters, int | np.integer) or not 2 <= n_clusters <= MAX_CLUSTERS:
-        raise ValueError(
+        raise InputError(
             f"the number of clusters must be an integer from 2 to {MAX_CLUSTERS} (or auto), got {n_clusters}"
         )
     return int(n_clusters)
@@ -138,7 +138,7 @@ class _Encoder:
         """``(*core, C*D)`` channel-major latents and the ``(*core)`` channel-mean intensity."""
         block = unit.read(read)
         if not np.isfinite(block).all():
-            raise ValueError(_NAN)
+            raise InputError(_NAN)
         x = (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
         with torch.inference_mode():
             z = self.model.encode(x)
@@ -255,9 +255,9 @@ def _check_scribbles(scribbles, layout: Layout, n_clusters: int) -> np.ndarray |
         return None
     scribbles = np.asarray(scribbles)
     if scribbles.shape != layout.label_shape:
-        raise ValueError(f"scribbles have shape {scribbles.shape}, the labels {layout.label_shape}")
+        raise InputError(f"scribbles have shape {scribbles.shape}, the labels {layout.label_shape}")
     if scribbles.max(initial=0) > n_clusters or scribbles.min(initial=0) < 0:
-        raise ValueError(f"scribble classes must lie in 1..{n_clusters} (0 = unpainted)")
+        raise InputError(f"scribble classes must lie in 1..{n_clusters} (0 = unpainted)")
     return scribbles
 
 
@@ -417,7 +417,7 @@ class DEMSegmenter:
     def _check_distinct(intensity: torch.Tensor, n_clusters: int) -> None:
         n_distinct = int(torch.unique(intensity).numel())
         if n_clusters > n_distinct:
-            raise ValueError(
+            raise InputError(
                 f"the image has only {n_distinct} distinct values: "
                 f"it cannot be split into {n_clusters} clusters"
             )
@@ -447,9 +447,9 @@ class DEMSegmenter:
         self._objects = parse_objects(self.objects, self.background)
         tile = self.tile_size if self.tile_size is not None else DEFAULT_TILE[mode]
         if tile < 16:
-            raise ValueError(f"tile size must be at least 16 pixels, got {tile}")
+            raise InputError(f"tile size must be at least 16 pixels, got {tile}")
         if self.max_samples < 100:
-            raise ValueError(f"max_samples must be at least 100, got {self.max_samples}")
+            raise InputError(f"max_samples must be at least 100, got {self.max_samples}")
         if len({lay.channels for lay in layouts}) > 1:
             raise InputError("the images to fit on have different numbers of channels")
         dev = resolve_device(self.device)
@@ -459,12 +459,12 @@ class DEMSegmenter:
     def _source(self, image, layout: Layout) -> _Source:
         """The units and tiles of ``image`` in the fitted mode, after the checks that need them."""
         if layout.channels > 64:
-            raise ValueError(f"{layout.channels} channels along axis C: is the axes string right?")
+            raise InputError(f"{layout.channels} channels along axis C: is the axes string right?")
         units = units_of(image, layout, self.mode_)
         spatial = units[0].shape
         need = min_side(self.model_)
         if min(spatial) < need:
-            raise ValueError(
+            raise InputError(
                 f"the image is too small: {self.mode_.upper()} segmentation needs at least {need} pixels "
                 f"along {''.join(units[0].spatial_axes)}, got {spatial}"
                 + ("; try mode 2d" if self.mode_ == "3d" else "")
@@ -474,7 +474,7 @@ class DEMSegmenter:
             and isinstance(image, np.ndarray)
             and not np.isfinite(image).all()
         ):
-            raise ValueError(_NAN)
+            raise InputError(_NAN)
         regions = list(tile_regions(spatial, self.tile_size_, self.model_.halo))
         return _Source(image, layout, units, regions)
 
@@ -576,7 +576,7 @@ class DEMSegmenter:
         shape = (*source.layout.label_shape, self.n_clusters_)
         proba = out if out is not None else np.zeros(shape, dtype=np.float32)
         if tuple(proba.shape) != shape:
-            raise ValueError(f"out has shape {tuple(proba.shape)}, expected {shape}")
+            raise InputError(f"out has shape {tuple(proba.shape)}, expected {shape}")
 
         def write(index, log_resp: torch.Tensor, tile_shape) -> None:
             proba[index] = log_resp.exp().reshape(*tile_shape, -1).cpu().numpy()
@@ -603,7 +603,7 @@ class DEMSegmenter:
         steps = _Steps(progress, 2)
         layout = _layout(image, axes, rgb)
         if out is not None and tuple(out.shape) != layout.label_shape:
-            raise ValueError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
+            raise InputError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
         (source,), cache = self._fit(image, layout.axes, scribbles, rgb, steps, cancel, keep_cache=True)
         if self._rescale_if_large(image, layout.axes, rgb, cancel):
             return self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
@@ -631,7 +631,7 @@ class DEMSegmenter:
     def _label_array(out: np.ndarray | None, layout: Layout) -> np.ndarray:
         labels = out if out is not None else np.zeros(layout.label_shape, dtype=np.uint8)
         if tuple(labels.shape) != layout.label_shape:
-            raise ValueError(f"out has shape {tuple(labels.shape)}, expected {layout.label_shape}")
+            raise InputError(f"out has shape {tuple(labels.shape)}, expected {layout.label_shape}")
         return labels
 
     def _write_labels(self, labels: np.ndarray, scribbles: np.ndarray | None) -> Callable[..., None]:
@@ -755,9 +755,9 @@ class DEMSegmenter:
         seg.features_ = seg.decision_.features
         seg.zoom_ = float(fitted.get("zoom", 1.0))
         if seg.features_ not in FEATURES:
-            raise ValueError(f"unknown features {seg.features_!r}")
+            raise InputError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()
         features = 1 if seg.features_ == "intensity" else model.config.latent_dim * len(seg.lo_)
         if tuple(seg.params_.means.shape) != (1, seg.n_clusters_, features) or len(seg.hi_) != len(seg.lo_):
-            raise ValueError("the mixture does not fit the model and the channels")
+            raise InputError("the mixture does not fit the model and the channels")
         return seg

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._compat import block_triton_if_gl_loaded
+from .errors import InputError
 from .intensity import normalization
 from .layout import parse_axes
 from .model import DEMModel, resolve_device
@@ -40,15 +41,15 @@ class TrainSettings:
 
     def validate(self) -> None:
         if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+            raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
         if self.patch_size < 16:
-            raise ValueError(f"patch size must be >= 16, got {self.patch_size}")
+            raise InputError(f"patch size must be >= 16, got {self.patch_size}")
         if not (0 < self.lr < 1):
-            raise ValueError(f"learning rate must be in (0, 1), got {self.lr}")
+            raise InputError(f"learning rate must be in (0, 1), got {self.lr}")
         if not 0 <= self.intensity_jitter < 1:
-            raise ValueError(f"intensity jitter must be in [0, 1), got {self.intensity_jitter}")
+            raise InputError(f"intensity jitter must be in [0, 1), got {self.intensity_jitter}")
 
 
 @dataclass
@@ -106,20 +107,32 @@ def _random_patch(unit: np.ndarray, size: int, gen: torch.Generator) -> torch.Te
     return patch
 
 
+def _flip_2d(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image flipped left-right, then up-down, each with probability 1/2 (torchvision v2).
+
+    The coin flips come from ``gen``, never from torch's global generator: two trainings in
+    two threads (two napari viewers) must not change each other's augmentations.
+    """
+    from .._compat import transforms_v2
+
+    flips = transforms_v2().functional
+    out = []
+    for img in batch:
+        if bool(torch.rand(1, generator=gen) < 0.5):
+            img = flips.horizontal_flip(img)
+        if bool(torch.rand(1, generator=gen) < 0.5):
+            img = flips.vertical_flip(img)
+        out.append(img)
+    return torch.stack(out)
+
+
 def _augment(batch: torch.Tensor, settings: TrainSettings, gen: torch.Generator) -> torch.Tensor:
     spatial_dims = tuple(range(2, batch.ndim))
-    if batch.ndim == 4:  # 2D: the torchvision v2 transforms
-        from .._compat import transforms_v2
-
-        v2 = transforms_v2()
-        ops = []
+    if batch.ndim == 4:  # 2D: the torchvision v2 flips
         if settings.flips:
-            ops += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-        if ops:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                batch = torch.stack([v2.Compose(ops)(b) for b in batch])
+            batch = _flip_2d(
+                batch, torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            )
     elif settings.flips:
         for d in spatial_dims:
             if bool(torch.rand(1, generator=gen) < 0.5):
@@ -155,19 +168,18 @@ def fine_tune(
     settings = settings or TrainSettings()
     settings.validate()
     if not units:
-        raise ValueError("no training images were given")
+        raise InputError("no training images were given")
     ndim = model.config.ndim
     for u in units:
         if u.ndim != ndim + 1:
-            raise ValueError(
+            raise InputError(
                 f"a {ndim}D model needs (C, {'Z, ' if ndim == 3 else ''}Y, X) units, got {u.shape}"
             )
         if u.shape[0] != model.config.in_channels and model.config.in_channels != 1:
-            raise ValueError(f"the model takes {model.config.in_channels} channels, got {u.shape[0]}")
+            raise InputError(f"the model takes {model.config.in_channels} channels, got {u.shape[0]}")
     # The model sees one channel at a time: every channel of every unit is a sample.
     singles = [u[c : c + 1] for u in units for c in range(u.shape[0])]
     dev = resolve_device(device)
-    torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)

@@ -70,8 +70,9 @@ def test_zarr_output_keeps_the_record_in_zattrs_and_names_the_default_model(
     attrs = json.loads((out / ".zattrs").read_text())
     record = attrs[RECORD_KEY]
     assert record["model"]["path"] == DEFAULT_MODEL and record["model"]["file"] == "dem2d.pt"
-    assert record["n_clusters"] == 3 and record["task"] == "semantic" and record["scale"] is None
-    assert np.asarray(zarr.open_array(str(out), mode="r")).max() == 3
+    assert record["task"] == "semantic" and record["scale"] is None and record["decision"]
+    labels = np.asarray(zarr.open_array(str(out), mode="r"))
+    assert record["n_clusters"] >= 2 and labels.max() <= record["n_clusters"]  # K as the fit chose it
 
 
 def test_batch_and_streamed_outputs_carry_the_record(tmp_path: Path, model_file: Path) -> None:

@@ -165,7 +165,7 @@ def test_menu_and_sample_names_in_the_docs_are_the_manifests() -> None:
     for page in PAGES:
         text = " ".join(page.read_text(encoding="utf-8").split())
         for where, name in re.findall(r"(Plugins|Open Sample) › ([^›*]+?)(?: ›|\*)", text):
-            if name != menu:
+            if name != menu and not name.startswith("Install/Uninstall"):  # napari's own item
                 wrong.append(f"{_name(page)}: {where} › {name}")
         for name in re.findall(r"Open Sample › [^›*]+? › ([^*]+?)\*", text):
             if name not in samples:

@@ -5,9 +5,11 @@ the real segmentation through them (in the background, as a user's click does). 
 
     xvfb-run -a python docs/make_screenshots.py                # every figure
     xvfb-run -a python docs/make_screenshots.py zstack timelapse
+    xvfb-run -a python docs/make_screenshots.py --out /tmp/shots batch_folder
     python docs/make_screenshots.py --list
 
-The images go to docs/images/.
+The images go to docs/images/ (or ``--out``). Each figure function's docstring starts with the
+file names it writes; tests/test_docs.py checks that every image in docs/images has one.
 """
 
 from __future__ import annotations
@@ -101,8 +103,7 @@ def fig_widgets() -> None:
     _sample(viewer, "nuclei2d")
     _, seg = _dock(viewer, "Segment (DEM)")
     _, ref = _dock(viewer, "Refine labels (DEM)")
-    seg.run_synchronously = True
-    seg.sync_check.setChecked(True)
+    seg.run_synchronously = True  # the debug check box stays unticked in the picture
     seg.run()
     labels = seg.labels_layer
     labels.opacity = 0.5
@@ -218,6 +219,60 @@ def fig_scribbles() -> None:
     viewer.close()
 
 
+def fig_batch_folder(n_files: int = 5, side: int = 256) -> None:
+    """batch_widget.png: Batch (DEM) after a folder run, 5 images done and 1 corrupt file
+    reported as failed; a folder run adds nothing to the viewer."""
+    import tifffile
+
+    from napari_dem.data.synthetic import synthetic_nuclei
+
+    viewer = _viewer()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "plate"
+        folder.mkdir()
+        for i in range(n_files):
+            tifffile.imwrite(folder / f"well_{i + 1:02d}.tif", synthetic_nuclei((side, side), seed=i)[0])
+        (folder / f"well_{n_files + 1:02d}.tif").write_bytes(b"not a TIFF: a transfer cut short")
+        _, batch = _dock(viewer, "Batch (DEM)")
+        batch.source_combo.setCurrentText("a folder")
+        batch.folder_edit.setText(str(folder))
+        batch.out_edit.setText(str(Path(tmp) / "labels"))
+        batch.instances_check.setChecked(True)
+        _wait(batch, batch.run)
+        _grab(viewer, "batch_widget.png")
+    viewer.close()
+
+
+def fig_finetune(steps: int = 30) -> None:
+    """finetune_widget.png: Fine-tune (DEM) after 30 steps on the DSB2018 sample, loss plot."""
+    viewer = _viewer()
+    _sample(viewer, "nuclei2d")
+    _, tune = _dock(viewer, "Fine-tune (DEM)")
+    tune.steps_spin.setValue(steps)
+    _wait(tune, tune.start)
+    _grab(viewer, "finetune_widget.png")
+    viewer.close()
+
+
+def fig_cli_overlay() -> None:
+    """cli_overlay.png: the README's first command, its --overlay PNG (no viewer)."""
+    from napari_dem.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        labels = Path(tmp) / "nuclei_labels.tif"
+        args = ["segment", "sample:nuclei2d", "-o", str(labels), "--instances", "-q"]
+        if cli([*args, "--overlay", str(OUT / "cli_overlay.png"), "--overwrite"]) != 0:
+            raise RuntimeError("napari-dem segment failed")
+    print("wrote", OUT / "cli_overlay.png")
+
+
+def fig_scribble_panels() -> None:
+    """scribbles_before_after.png: make_scribble_figure.py's four panels (no viewer)."""
+    from make_scribble_figure import main as scribble_figure
+
+    scribble_figure(OUT / "scribbles_before_after.png")
+
+
 def fig_batch_layer() -> None:
     """batch_layer.png: Batch (DEM) on the time-lapse layer, instances written to a .zarr."""
     viewer = _viewer()
@@ -291,23 +346,30 @@ FIGURES: dict[str, Callable[[], None]] = {
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,
     "batch_layer": fig_batch_layer,
+    "batch_folder": fig_batch_folder,
+    "finetune": fig_finetune,
     "cluster": fig_cluster,
+    "cli_overlay": fig_cli_overlay,
+    "scribble_panels": fig_scribble_panels,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "figures", nargs="*", metavar="FIGURE", help=f"any of {', '.join(FIGURES)}; default: all"
     )
     parser.add_argument("--list", action="store_true", help="name the figures and what they show")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the images (default docs/images)")
     args = parser.parse_args(argv)
+    OUT = args.out
     unknown = [name for name in args.figures if name not in FIGURES]
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     if args.list:
         for name, fn in FIGURES.items():
-            print(f"{name:12} {fn.__doc__}")
+            print(f"{name:16} {fn.__doc__.splitlines()[0]}")
         return
     OUT.mkdir(parents=True, exist_ok=True)
     for name in args.figures or list(FIGURES):

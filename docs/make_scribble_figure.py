@@ -31,7 +31,7 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
     return img, truth
 
 
-def main() -> None:
+def main(out: Path | None = None) -> None:
     img, truth = scene()
     model = load_default_model(2)
     free = segment(img, "YX", model=model, n_clusters=2, device="cpu").labels
@@ -50,7 +50,7 @@ def main() -> None:
     gap = np.full((96, 4, 3), 255, np.uint8)
     row = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
     big = (rescale(row, 3, order=0, channel_axis=-1, preserve_range=True)).astype(np.uint8)
-    out = Path(__file__).parent / "images" / "scribbles_before_after.png"
+    out = out or Path(__file__).parent / "images" / "scribbles_before_after.png"
     skio.imsave(out, big, check_contrast=False)
     errors = [float(np.mean(lab != truth)) for lab in (free, guided)]
     print(f"wrote {out}; pixel error without scribbles {errors[0]:.3f}, with {errors[1]:.3f}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from npe2 import PluginManifest
 
@@ -28,3 +29,18 @@ def test_sample_data_loads_without_downloads() -> None:
     ((img2d, _meta, kind),) = nuclei2d()
     assert img2d.shape == (512, 512) and kind == "image"
     assert nuclei3d()[0][0].ndim == 3 and timelapse()[0][0].ndim == 3
+
+
+def test_packaged_manifest_is_a_real_file_identical_to_the_design_card() -> None:
+    """A symlink breaks Windows checkouts; two copies that drift would make the design card lie."""
+    root = Path(__file__).resolve().parents[1]
+    shipped = root / "src" / "napari_dem" / "napari.yaml"
+    assert not shipped.is_symlink(), "src/napari_dem/napari.yaml must be a real file"
+    assert shipped.read_bytes() == (root / "napari.yaml").read_bytes(), "the two napari.yaml differ"
+
+
+def test_manifest_has_valid_napari_hub_categories() -> None:
+    from npe2.manifest.schema import PluginManifest as Schema
+
+    manifest = Schema.from_file(Path(__file__).resolve().parents[1] / "napari.yaml")
+    assert {str(getattr(c, "value", c)) for c in manifest.categories} >= {"Segmentation"}

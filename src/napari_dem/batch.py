@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 #: Inputs with more pixels than this (or .zarr inputs) are written incrementally when the output is .zarr.
 BIG_PIXELS = 64 * 2**20
-_STRIP_SUFFIXES = (".ome.tif", ".tiff", ".tif", ".npy", ".zarr", ".png")
+_STRIP_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr", ".tiff", ".tif", ".npy", ".zarr", ".png")
 
 
 @dataclass
@@ -53,6 +53,11 @@ class BatchSettings:
     seed: int = 0
     tile_size: int | None = None  #: None: 512 in 2D, 128 in 3D
     out_format: str = ".tif"
+    #: Pixel size of the spatial axes (Z Y X), over the files' own; see provenance.resolve_scale.
+    scale: tuple[float, ...] | None = None
+    level: int = 0  #: OME-Zarr inputs: the resolution level to read (0 = highest)
+    #: Extra fields for every output's provenance record (e.g. the command line).
+    record: dict | None = None
 
     def segment_kwargs(self) -> dict[str, object]:
         """The keywords of :func:`napari_dem.api.segment_image` these settings stand for (model aside)."""
@@ -67,6 +72,38 @@ class BatchSettings:
             "seed": self.seed,
             "tile_size": self.tile_size,
         }
+
+
+def output_record(
+    settings: BatchSettings, seg, scale: tuple[float, ...] | None, source: str | os.PathLike[str] | None
+) -> dict:
+    """The provenance record of an output made with ``settings`` (``seg``: the core's
+    :class:`~napari_dem.core.segment.SegmentationResult`, for the K and mode it chose)."""
+    from .provenance import segment_record
+
+    return segment_record(
+        model=settings.model,
+        mode=seg.mode,
+        n_clusters=seg.n_clusters,
+        seed=settings.seed,
+        axes=seg.axes,
+        scale=scale,
+        instances=settings.instances,
+        background=settings.background,
+        source=None if source is None else str(source),
+        decision=seg.decision.summary(),
+        **(settings.record or {}),
+    )
+
+
+def label_scale(
+    settings: BatchSettings, axes: str, file_scale: dict[str, float] | None = None
+) -> tuple[float, ...] | None:
+    """Pixel size per axis of the labels (``axes``: the input's or the labels'), explicit > file."""
+    from .provenance import resolve_scale, scale_tuple
+
+    scale = resolve_scale(axes, explicit=settings.scale, from_file=file_scale)
+    return scale_tuple(scale, axes.replace("C", ""))
 
 
 @dataclass
@@ -94,6 +131,9 @@ def _is_image(path: Path) -> bool:
 def expand_inputs(specs: list[str]) -> list[Path]:
     """Files, folders (every supported image inside, sorted) and glob patterns -> image paths.
 
+    A folder gives its own files, not its subfolders'; a pattern's ``**`` matches any
+    depth (``data/**/*.tif``: every TIFF under ``data``), ``*`` one level.
+
     Order follows ``specs``; duplicates are dropped. Raises ``ValueError`` when a spec
     matches nothing (or nothing matches at all).
     """
@@ -109,7 +149,8 @@ def expand_inputs(specs: list[str]) -> list[Path]:
         elif p.exists():
             paths.append(p)
         elif glob.has_magic(spec):
-            found = sorted(Path(m) for m in glob.glob(spec) if _is_image(Path(m)))
+            # recursive: ``**`` matches any depth of subfolders (the Batch widget's pattern too)
+            found = sorted(Path(m) for m in glob.glob(spec, recursive=True) if _is_image(Path(m)))
             if not found:
                 raise InputError(f"no image matches {spec!r}")
             paths += found
@@ -133,8 +174,12 @@ def output_path(src: Path, out_dir: Path, out_format: str) -> Path:
 
 
 def temp_path(out: Path) -> Path:
-    """The temporary name ``out`` is written under: ``.NAME_labels.part.EXT`` beside it."""
-    return out.parent / f".{out.stem}.part{out.suffix}"
+    """The temporary name ``out`` is written under: ``.NAME_labels.part.EXT`` beside it
+    (``EXT`` keeps ``.ome.zarr`` whole: the writer tells OME-Zarr from the name)."""
+    from .io import is_ome_zarr
+
+    ext = ".ome.zarr" if is_ome_zarr(out) else out.suffix
+    return out.parent / f".{out.name[: len(out.name) - len(ext)]}.part{ext}"
 
 
 def _remove_stale_temps(out: Path) -> None:
@@ -199,8 +244,14 @@ def segment_to_zarr(
     segmenter: DEMSegmenter | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    source: str | os.PathLike[str] | None = None,
+    file_scale: dict[str, float] | None = None,
 ) -> Path:
     """Segment a (lazy) array into the zarr array ``out_path``, one tile at a time.
+
+    The output carries the provenance record (:func:`output_record`, ``source`` naming
+    the input) and the pixel size (``settings.scale`` over ``file_scale``); a
+    ``.ome.zarr`` output is an OME-Zarr 0.4 multiscale group with the labels at ``"0"``.
 
     The labels go into ``.NAME.part.zarr`` as they are computed and the directory is
     renamed to ``out_path`` when complete. Semantic labels are uint8 ``1..K``; with
@@ -208,13 +259,12 @@ def segment_to_zarr(
     the stack) are computed frame by frame (:func:`~.core.refine.instances_per_frame`)
     from the written semantic labels. ``segmenter``: a fitted one to predict with.
     """
-    import zarr
 
     from .api import semantic_labels
     from .core.layout import parse_axes
     from .core.refine import instances_per_frame
     from .core.segment import validate_image
-    from .io import _chunks
+    from .io import create_zarr, is_ome_zarr, set_zarr_record
 
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".zarr":
@@ -224,20 +274,23 @@ def segment_to_zarr(
     validate_image(image)
     layout = parse_axes(settings.axes, image.shape)
     shape, sem_tmp = layout.label_shape, _semantic_temp(out_path)
+    label_axes, ome = layout.label_axes, is_ome_zarr(out_path)
+    scale = label_scale(settings, layout.axes, file_scale)
     with atomic_path(out_path, temp_path(out_path)) as tmp:
         try:
-            target = sem_tmp if settings.instances else tmp
-            sem = zarr.open_array(str(target), mode="w", shape=shape, dtype=np.uint8, chunks=_chunks(shape))
+            if settings.instances:
+                sem = create_zarr(sem_tmp, shape, np.uint8)
+            else:
+                sem = create_zarr(tmp, shape, np.uint8, axes=label_axes, scale=scale, ome=ome)
             result = semantic_labels(
                 image, layout.axes, segmenter=segmenter, out=sem, progress=progress, cancel=cancel,
                 **_segmenter_settings(settings),
             )  # fmt: skip
             if settings.instances:
                 bg = result.instance_background
-                inst = zarr.open_array(
-                    str(tmp), mode="w", shape=shape, dtype=np.uint32, chunks=_chunks(shape)
-                )
+                inst = create_zarr(tmp, shape, np.uint32, axes=label_axes, scale=scale, ome=ome)
                 instances_per_frame(sem, result.axes, bg, out=inst, progress=progress, cancel=cancel)
+            set_zarr_record(tmp, output_record(settings, result, scale, source))
         finally:
             remove_path(sem_tmp)
     return out_path
@@ -290,28 +343,34 @@ def segment_file(
     settings: BatchSettings,
     *,
     image: tuple[object, str | None] | None = None,
+    file_scale: dict[str, float] | None = None,
     segmenter: DEMSegmenter | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> FileResult:
     """Segment one image into ``out`` (replaced, atomically); raises on any problem.
 
-    The image is read from ``src`` unless ``image`` = (array, axes) is given (a CLI
-    ``sample:``). A big or ``.zarr`` stack going to ``.zarr`` streams tile by tile
+    The image is read from ``src`` (with the axes and pixel size its metadata give)
+    unless ``image`` = (array, axes) is given, with ``file_scale`` (the CLI, which has
+    read it already). The output carries the provenance record and the pixel size. A big
+    or ``.zarr`` stack going to ``.zarr`` streams tile by tile
     (:func:`streams_to_zarr`); anything else is segmented in memory and written whole.
     """
     from .api import segment_image
-    from .io import read_image, write_array
+    from .io import open_image, write_array
 
-    data, file_axes = image if image is not None else read_image(src)
+    if image is not None:
+        data, file_axes = image
+    else:
+        opened = open_image(src, settings.level)  # axes and pixel size from the file's metadata
+        data, file_axes, file_scale = opened.data, opened.axes, opened.scale
     local = BatchSettings(**{**settings.__dict__, "axes": settings.axes or file_axes})
     if streams_to_zarr(src, data, out):
         segment_to_zarr(
-            data, Path(out), local, overwrite=True, segmenter=segmenter, progress=progress, cancel=cancel
-        )
-        import zarr
-
-        labels = zarr.open_array(str(out), mode="r")
+            data, Path(out), local, overwrite=True, segmenter=segmenter, progress=progress, cancel=cancel,
+            source=src, file_scale=file_scale,
+        )  # fmt: skip
+        labels = open_image(out).data
         return FileResult(labels, parse_axes(local.axes, data.shape).label_axes, None, True)
     result = segment_image(
         data,
@@ -322,7 +381,9 @@ def segment_file(
         cancel=cancel,
         **settings.segment_kwargs(),
     )
-    write_array(out, result.labels, overwrite=True, axes=result.axes)
+    scale = label_scale(settings, result.axes, file_scale)
+    record = output_record(settings, result.semantic, scale, src)
+    write_array(out, result.labels, overwrite=True, axes=result.axes, metadata=record, scale=scale)
     decision = result.semantic.decision.summary()
     return FileResult(result.labels, result.axes, result.semantic.n_clusters, False, decision)
 
@@ -401,7 +462,7 @@ def batch_segment(
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
     fmt = settings.out_format if settings.out_format.startswith(".") else f".{settings.out_format}"
-    if fmt.lower() not in IMAGE_SUFFIXES:
+    if Path(f"x{fmt}").suffix.lower() not in IMAGE_SUFFIXES:  # .ome.zarr is a .zarr
         raise InputError(f"unsupported output type {fmt!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"the output must be a directory, and {out_dir} is a file")

@@ -52,6 +52,16 @@ def _positive(name: str):
     return parse
 
 
+def _scale(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"scale must be numbers separated by commas, got {text!r}") from exc
+    if any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"pixel sizes must be > 0, got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-dem",
@@ -105,6 +115,20 @@ def _add_segment_parser(sub) -> None:
         help="axes of the input, e.g. YX, YXC, ZYX, TYX, TZYX, CZYX (default: from file or guessed)",
     )
     seg.add_argument(
+        "--scale",
+        type=_scale,
+        default=None,
+        metavar="Z,Y,X",
+        help="pixel size of the spatial axes, e.g. 2,0.5,0.5 for ZYX or 0.5 for all; recorded in the "
+        "output (default: from the file's metadata, else none)",
+    )
+    seg.add_argument(
+        "--level",
+        type=int,
+        default=0,
+        help="OME-Zarr input: the resolution level to segment (default 0, the highest resolution)",
+    )
+    seg.add_argument(
         "--task",
         default="auto",
         choices=TASKS,
@@ -152,8 +176,8 @@ def _add_segment_output_options(seg: argparse.ArgumentParser) -> None:
     seg.add_argument(
         "--format",
         default=None,
-        choices=(".tif", ".tiff", ".npy", ".zarr", ".png"),
-        help="output type when OUT is a directory (default .tif)",
+        choices=(".tif", ".tiff", ".npy", ".zarr", ".ome.zarr", ".png"),
+        help="output type when OUT is a directory (default .tif; .ome.zarr: OME-Zarr 0.4)",
     )
     seg.add_argument(
         "--overlay",
@@ -224,6 +248,10 @@ def _add_fine_tune_parser(sub) -> None:
     ft.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     ft.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     ft.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    info = sub.add_parser("info", help="print how a label file was made (its provenance record)")
+    info.add_argument("file", metavar="FILE", help="a .tif/.tiff or .zarr file written by napari-dem")
+    info.add_argument("--json", action="store_true", help="print the record as JSON")
 
 
 def _add_cluster_parser(sub) -> None:
@@ -309,8 +337,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_input(spec: str, axes: str | None):
-    from .io import read_image
+def _load_input(spec: str, axes: str | None, level: int = 0):
+    """``(data, axes, name, file_scale)``: the image, its axes (given, else the file's),
+    a name for messages and the pixel size the file records (or None)."""
+    from .io import open_image
 
     if spec.startswith("sample:"):
         from ._sample_data import SAMPLES
@@ -319,9 +349,9 @@ def _load_input(spec: str, axes: str | None):
         if name not in SAMPLES:
             raise CliError(f"unknown sample {name!r}; choose from {', '.join(SAMPLES)}")
         data, sample_axes = SAMPLES[name]()
-        return data, axes or sample_axes, name
-    data, file_axes = read_image(spec)
-    return data, axes or file_axes, Path(spec).name
+        return data, axes or sample_axes, name, None
+    image = open_image(spec, level)
+    return image.data, axes or image.axes, Path(spec).name, image.scale
 
 
 def _output_paths(inputs: list[str], output: str, fmt: str | None) -> list[Path]:
@@ -358,6 +388,9 @@ def _settings_from_args(args: argparse.Namespace):
         seed=args.seed,
         tile_size=args.tile_size,
         out_format=args.format or ".tif",
+        scale=args.scale,
+        level=args.level,
+        record={"command": args.command_line} if getattr(args, "command_line", None) else None,
     )
 
 
@@ -449,7 +482,7 @@ def _fitted_segmenter(args: argparse.Namespace):
     samples = [s for s in args.fit_on if s.startswith("sample:")]
     files = [s for s in args.fit_on if not s.startswith("sample:")]
     specs = samples + ([str(p) for p in expand_inputs(files)] if files else [])
-    loaded = [_load_input(spec, args.axes) for spec in specs]
+    loaded = [_load_input(spec, args.axes)[:3] for spec in specs]
     segmenter = DEMSegmenter(
         model=args.model,
         n_clusters=args.clusters,
@@ -487,11 +520,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
     segmenter = _fitted_segmenter(args)
     t0 = time.perf_counter()
     spec = args.inputs[0]
-    data, axes, name = _load_input(spec, args.axes)
+    data, axes, name, file_scale = _load_input(spec, args.axes, args.level)
     progress = None if args.quiet else StderrProgress(f"{name}: ")
     settings = dataclasses.replace(_settings_from_args(args), axes=axes)
     written = segment_file(
-        spec, out_path, settings, image=(data, axes), segmenter=segmenter, progress=progress
+        spec,
+        out_path,
+        settings,
+        image=(data, axes),
+        file_scale=file_scale,
+        segmenter=segmenter,
+        progress=progress,
     )
     if args.overlay:
         from .core.layout import parse_axes
@@ -520,7 +559,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise CliError(f"{out} already exists; pass --overwrite to replace it")
-    images = [_load_input(spec, args.axes) for spec in args.inputs]
+    images = [_load_input(spec, args.axes)[:3] for spec in args.inputs]
     start = None
     if args.model is not None:
         start = get_model(args.model, 2, "cpu")
@@ -563,11 +602,34 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print the provenance record a napari-dem output carries (and its shape, axes, scale)."""
+    import json
+
+    from .io import read_image, read_record
+    from .provenance import format_record
+
+    data, axes = read_image(args.file)
+    record = read_record(args.file)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0 if record is not None else EXIT_FAILED
+    print(f"file: {args.file}")
+    print(f"shape: {tuple(data.shape)} {data.dtype}, axes: {axes or '(not recorded)'}")
+    if record is None:
+        print("napari-dem: this file carries no napari-dem record", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_record(record))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "segment":
         return cmd_segment(args)
     if args.command == "cluster":
         return cmd_cluster(args)
+    if args.command == "info":
+        return cmd_info(args)
     return cmd_fine_tune(args)
 
 
@@ -579,7 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ._logging import LogSession, logger
     from .core.errors import USER_ERRORS
+    from .provenance import command_line
 
+    args.command_line = command_line(argv)
     log = LogSession(verbose=args.verbose)
     logger.debug(
         "napari-dem %s: %s", __version__, " ".join(sys.argv if argv is None else ["napari-dem", *argv])

@@ -36,11 +36,13 @@ class ClusterSettings:
     rotation: float = 20.0  #: 2D view rotation in degrees (volumes: any 3D rotation)
     zoom: float = 0.15
     shift: float = 0.12
-    balance_weight: float = 2.0  #: - H(mean posterior): even clusters
+    balance_weight: float = 5.0  #: - H(mean posterior): even clusters
     self_label_weight: float = 0.5  #: CE of a view against the other's confident cluster
     self_label_threshold: float = 0.95
     # dem
-    em_steps: int = 2  #: unrolled EM steps per batch, started from the online mixture
+    #: unrolled EM steps per batch, started from the online mixture; 0 = posteriors under the
+    #: online mixture itself (measured on digits at step 100: 2 steps ACC 0.711, 0 steps 0.834)
+    em_steps: int = 0
     refit_steps: int = 10  #: batch EM steps that refit the mixture to all codes before reading clusters
     nll_weight: float = 0.02
     entropy_weight: float = 0.05

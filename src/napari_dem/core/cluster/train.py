@@ -9,12 +9,14 @@ cap. It counts steps, never seconds, so a seed gives the same result on any mach
 logits are divided by a temperature fitted on the items themselves (the clean item's posterior
 must predict the cluster a random augmentation of it lands in: minimum cross-entropy over a grid),
 and the final posterior is the mean of the tempered posteriors of the item and of ``tta_views``
-augmentations of it. The reported cluster is its argmax, the confidence its maximum: low for
-items whose views fall in different clusters, e.g. items between two clusters.
+augmentations of it. The reported cluster is the clean item's; the confidence is the final
+posterior of that cluster: low for items whose views fall in different clusters, e.g. items
+between two clusters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +32,7 @@ from .items import MixedItems
 from .joint import Joint
 from .nmm import Nmm
 
-METHODS = ("dem", "gedi", "joint", "depict", "nmm")
+METHODS = ("gedi", "dem", "joint", "depict", "nmm")  #: the first is the default
 _CLASSES: dict[str, type[Method]] = {"dem": Dem, "gedi": Gedi, "joint": Joint, "depict": Depict, "nmm": Nmm}
 
 
@@ -39,7 +41,7 @@ class ClusterResult:
     labels: np.ndarray  #: (N,) cluster ids 1..K
     confidence: np.ndarray  #: (N,) calibrated posterior of the chosen cluster, in [0, 1]
     embedding: np.ndarray  #: (N, F) encoder features
-    method: str = "dem"
+    method: str = "gedi"
     steps: int = 0  #: training steps taken
     stop_reason: str = ""  #: why training stopped (stable assignments or the step cap)
     temperature: float = 1.0  #: fitted logit temperature of the confidence
@@ -127,7 +129,7 @@ def _temperature(clean: torch.Tensor, views: list[torch.Tensor]) -> float:
 def cluster_images(
     images,
     n_clusters: int,
-    method: str = "dem",
+    method: str = "gedi",
     steps: int | None = None,
     seed: int = 0,
     batch_size: int | None = None,
@@ -135,11 +137,14 @@ def cluster_images(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     settings: ClusterSettings | None = None,
+    on_check: Callable[[int, np.ndarray], None] | None = None,
 ) -> ClusterResult:
     """Cluster prepared items (:func:`prepare_images`: images, volumes or a mix) into K groups.
 
     ``steps`` caps training (default ``settings.max_steps``); training usually stops earlier,
     when assignments are stable (see the module docstring). ``method``: one of :data:`METHODS`.
+    ``on_check(step, labels)`` sees the assignments (0-based) at every check (benchmarks use it
+    to follow accuracy during training).
     """
     s = settings or ClusterSettings()
     if method not in METHODS:
@@ -174,6 +179,8 @@ def cluster_images(
         message = f"{method}: training"
         if step % s.check_every == 0 and step < cap:
             labels = _logits(model, _features(model, kinds, order, dev)).argmax(1)
+            if on_check is not None:
+                on_check(step, labels.cpu().numpy())
             if previous is not None:
                 changed = float((labels != previous).float().mean())
                 message = f"{method}: {100 * changed:.1f} % of items changed cluster"
@@ -191,7 +198,8 @@ def cluster_images(
     views = [_logits(model, _features(model, kinds, order, dev, gen)) for _ in range(s.tta_views)]
     t = _temperature(clean, views) if views else 1.0
     post = torch.stack([F.softmax(v / t, 1) for v in [clean, *views]]).mean(0).cpu()
-    conf, lab = post.max(1)
+    lab = clean.argmax(1).cpu()  # the clean item decides (digits: 0.959 vs 0.945 for the mean's argmax)
+    conf = post.gather(1, lab[:, None])[:, 0]
     assert len(lab) == n
     return ClusterResult(
         labels=(lab.numpy() + 1).astype(np.int64),

@@ -5,9 +5,9 @@ clustered by a diagonal Gaussian mixture. An online-EM mixture (:class:`OnlineGM
 on the codes of all items; per batch, ``em_steps`` unrolled, differentiable EM steps started
 from it fit the codes of both views (so components keep their identity from batch to batch;
 the default 0 uses the online mixture as it is: the unrolled steps made assignments churn,
-15 % per 100 steps on digits), and the posteriors of the two views enter the shared view terms. DEM's own losses are added: the
-mixture's negative log-likelihood and the entropy of each posterior. The online mixture then
-takes the batch's statistics.
+15 % per 100 steps on digits), and the posteriors of the two views enter the shared view
+terms. DEM's own losses are added: the mixture's negative log-likelihood and the entropy of
+each posterior. The online mixture then takes the batch's statistics.
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def test_deep_methods_beat_kmeans_on_raw_pixels(shapes, method: str) -> None:
 def test_each_method_returns_valid_output(shapes, method: str) -> None:
     stack, _ = shapes
     images, _ = prepare_images(stack[:60], size=16)
-    res = cluster_images(images, 3, method=method, steps=FAST, seed=1, batch_size=32)
+    settings = ClusterSettings(ebm_weight=0.1)  # gedi: its generative part (off by default) runs too
+    res = cluster_images(images, 3, method=method, steps=FAST, seed=1, batch_size=32, settings=settings)
     assert res.labels.shape == (60,) and res.confidence.shape == (60,)
     assert set(np.unique(res.labels)) <= {1, 2, 3}
     assert np.all((res.confidence >= 0) & (res.confidence <= 1))

@@ -222,9 +222,9 @@ def _add_cluster_parser(sub) -> None:
     cl.add_argument("--clusters", type=int, required=True, metavar="K", help="number of clusters K (>= 2)")
     cl.add_argument(
         "--method",
-        default="dem",
-        choices=("dem", "gedi", "joint", "depict", "nmm"),
-        help="objective (default dem; joint also clusters a mix of 2D images and 3D volumes)",
+        default="gedi",
+        choices=("gedi", "dem", "joint", "depict", "nmm"),
+        help="objective (default gedi; joint also clusters a mix of 2D images and 3D volumes)",
     )
     cl.add_argument(
         "--axes",

@@ -32,7 +32,7 @@ from .items import MixedItems
 from .joint import Joint
 from .nmm import Nmm
 
-METHODS = ("dem", "gedi", "joint", "depict", "nmm")  #: the first is the default
+METHODS = ("gedi", "dem", "joint", "depict", "nmm")  #: the first is the default
 _CLASSES: dict[str, type[Method]] = {"dem": Dem, "gedi": Gedi, "joint": Joint, "depict": Depict, "nmm": Nmm}
 
 
@@ -41,7 +41,7 @@ class ClusterResult:
     labels: np.ndarray  #: (N,) cluster ids 1..K
     confidence: np.ndarray  #: (N,) calibrated posterior of the chosen cluster, in [0, 1]
     embedding: np.ndarray  #: (N, F) encoder features
-    method: str = "dem"
+    method: str = "gedi"
     steps: int = 0  #: training steps taken
     stop_reason: str = ""  #: why training stopped (stable assignments or the step cap)
     temperature: float = 1.0  #: fitted logit temperature of the confidence
@@ -129,7 +129,7 @@ def _temperature(clean: torch.Tensor, views: list[torch.Tensor]) -> float:
 def cluster_images(
     images,
     n_clusters: int,
-    method: str = "dem",
+    method: str = "gedi",
     steps: int | None = None,
     seed: int = 0,
     batch_size: int | None = None,

@@ -236,7 +236,7 @@ def _add_cluster_parser(sub) -> None:
         "--steps",
         type=_positive("steps"),
         default=None,
-        help="step cap (default 2000); training stops earlier once fewer than 0.5 %% of the items "
+        help="step cap (default 600); training stops earlier once fewer than 0.5 %% of the items "
         "change cluster between two checks 100 steps apart",
     )
     cl.add_argument(

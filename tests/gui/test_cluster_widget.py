@@ -73,7 +73,7 @@ def test_cluster_widget_loads(make_napari_viewer):
     methods = [w.method_combo.itemText(i) for i in range(w.method_combo.count())]
     assert methods == ["gedi", "dem", "joint", "depict", "nmm"]
     assert (w.clusters_spin.minimum(), w.clusters_spin.maximum()) == (2, 50)
-    assert w.steps_spin.value() == 2000 and w.size_spin.value() == 28 and w.mask_check.isChecked()
+    assert w.steps_spin.value() == 600 and w.size_spin.value() == 28 and w.mask_check.isChecked()
     assert w.axes_combo.currentText() == "auto"
     assert not w.save_button.isEnabled()
 

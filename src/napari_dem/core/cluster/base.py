@@ -23,7 +23,7 @@ from .backbone import Encoder, augment
 class ClusterSettings:
     """Knobs of :func:`cluster_images`; the defaults are the measured ones (docs/benchmarks.md)."""
 
-    max_steps: int = 2000  #: step cap of the stopping rule
+    max_steps: int = 600  #: step cap of the stopping rule (MNIST-5k: ACC 0.949 at 200, 0.964 at 300)
     check_every: int = 100  #: steps between two assignment checks of the stopping rule
     tolerance: float = 0.005  #: stop when fewer than this fraction of items changed cluster
     min_steps: int = 200  #: never stop before this many steps

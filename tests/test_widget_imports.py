@@ -10,9 +10,8 @@ from pathlib import Path
 import napari_dem._widgets as widgets_pkg
 
 WIDGETS = Path(widgets_pkg.__file__).parent
-#: Imports owned by another branch, to go when it lands (cluster.py takes available_devices
-#: from napari_dem.core.model).
-KNOWN = {("cluster", "segment")}
+#: Widget-to-widget imports allowed: none.
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _imported_widget_modules(path: Path, public: set[str]) -> set[str]:

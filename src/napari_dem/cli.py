@@ -256,19 +256,38 @@ def _add_fine_tune_parser(sub) -> None:
 
 def _add_cluster_parser(sub) -> None:
     cl = sub.add_parser(
-        "cluster", help="group the images of a stack or folder into K clusters", parents=[_common_options()]
+        "cluster",
+        help="group the images or volumes of a stack or folder into K clusters",
+        parents=[_common_options()],
     )
     cl.add_argument(
-        "input", metavar="INPUT", help="a stack (.npy/.tif, first axis = images) or a folder of images"
+        "input",
+        metavar="INPUT",
+        help="a stack (.npy/.tif, first axis = items) or a folder of images and/or volumes",
     )
     cl.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output CSV (index,cluster,confidence)"
     )
     cl.add_argument("--clusters", type=int, required=True, metavar="K", help="number of clusters K (>= 2)")
     cl.add_argument(
-        "--method", default="dem", choices=("dem", "depict", "nmm"), help="objective (default dem)"
+        "--method",
+        default="gedi",
+        choices=("gedi", "dem", "joint", "depict", "nmm"),
+        help="objective (default gedi; joint also clusters a mix of 2D images and 3D volumes)",
     )
-    cl.add_argument("--steps", type=_positive("steps"), default=300, help="training steps (default 300)")
+    cl.add_argument(
+        "--axes",
+        choices=("NYX", "NYXC", "NZYX"),
+        help="axes of a stack: images, colour images or volumes (default: NYX for 3D; a 4D stack "
+        "is NZYX volumes unless its last axis has 3 or 4 entries)",
+    )
+    cl.add_argument(
+        "--steps",
+        type=_positive("steps"),
+        default=None,
+        help="step cap (default 600); training stops earlier once fewer than 0.5 %% of the items "
+        "change cluster between two checks 100 steps apart",
+    )
     cl.add_argument(
         "--size", type=_positive("size"), default=28, help="model input side in pixels (default 28)"
     )
@@ -301,7 +320,7 @@ def _load_cluster_input(spec: str) -> tuple[list[np.ndarray] | np.ndarray, list[
 def cmd_cluster(args: argparse.Namespace) -> int:
     import csv
 
-    from .core.cluster import cluster_images, prepare_images
+    from .core.cluster import cluster_images, guess_axes, prepare_images
     from .core.progress import StderrProgress
     from .io import atomic_path
 
@@ -311,13 +330,19 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.clusters < 2:
         raise CliError(f"--clusters must be >= 2, got {args.clusters}")
     stack, names = _load_cluster_input(args.input)
+    if args.axes and not isinstance(stack, np.ndarray):
+        raise CliError("--axes applies to a single stack file, not to a folder")
+    if isinstance(stack, np.ndarray):
+        axes = args.axes or guess_axes(stack.ndim, stack.shape)
+        if len(axes) != stack.ndim:
+            raise CliError(f"--axes {axes} does not fit the stack's shape {stack.shape}")
     try:
-        images, notes = prepare_images(stack, args.size)
+        images, notes = prepare_images(stack, args.size, axes=args.axes)
     except ValueError as exc:  # prepare_images only checks the images: a bad input
         raise CliError(str(exc)) from exc
     if args.clusters > len(images):
         raise CliError(
-            f"cannot split {len(images)} images into {args.clusters} clusters (K > number of images)"
+            f"cannot split {len(images)} items into {args.clusters} clusters (K > number of items)"
         )
     for note in notes:
         print(f"napari-dem: note: {note}", file=sys.stderr)
@@ -333,7 +358,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             writer.writerow([i, int(lab), f"{float(conf):.4f}"] + ([names[i]] if names else []))
     if not args.quiet:
         sizes = np.bincount(result.labels, minlength=args.clusters + 1)[1:]
-        print(f"saved {out}: {len(result.labels)} images, cluster sizes {sizes.tolist()}", file=sys.stderr)
+        print(f"napari-dem: {args.method}: {result.steps} steps, {result.stop_reason}", file=sys.stderr)
+        print(f"saved {out}: {len(result.labels)} items, cluster sizes {sizes.tolist()}", file=sys.stderr)
     return 0
 
 

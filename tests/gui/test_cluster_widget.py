@@ -70,9 +70,11 @@ def test_cluster_widget_loads(make_napari_viewer):
     w = dock(viewer, CLUSTER)
     assert isinstance(w, ClusterWidget)
     assert [w.mode_combo.itemText(i) for i in range(w.mode_combo.count())] == ["Objects", "Frames"]
-    assert [w.method_combo.itemText(i) for i in range(w.method_combo.count())] == ["dem", "depict", "nmm"]
+    methods = [w.method_combo.itemText(i) for i in range(w.method_combo.count())]
+    assert methods == ["gedi", "dem", "joint", "depict", "nmm"]
     assert (w.clusters_spin.minimum(), w.clusters_spin.maximum()) == (2, 50)
-    assert w.steps_spin.value() == 300 and w.size_spin.value() == 28 and w.mask_check.isChecked()
+    assert w.steps_spin.value() == 600 and w.size_spin.value() == 28 and w.mask_check.isChecked()
+    assert w.axes_combo.currentText() == "auto"
     assert not w.save_button.isEnabled()
 
 
@@ -86,6 +88,10 @@ def test_objects_run_adds_cluster_labels(make_napari_viewer, qtbot, tmp_path, sc
         "units": ("um", "um"),
     }
     w, lab = _objects_widget(viewer, scene, **geometry)
+    import pandas as pd
+
+    # the user's own per-label column survives; our columns are added (issue 13 item 5)
+    lab.features = pd.DataFrame({"index": np.unique(labels[labels > 0]), "area_um2": 1.5})
     k = 3
     w.clusters_spin.setValue(k)
     n_layers = len(viewer.layers)
@@ -131,6 +137,11 @@ def test_objects_run_adds_cluster_labels(make_napari_viewer, qtbot, tmp_path, sc
     counts = np.bincount(list(painted.values()), minlength=k + 1)
     assert features["objects"].tolist() == counts.tolist()
     assert out.get_status((0, 0))  # hovering works
+    # the input labels layer's features: one row per label, user's column kept
+    src = lab.features
+    assert src["index"].tolist() == ids.tolist()
+    assert dict(zip(src["index"], src["cluster"], strict=True)) == painted
+    assert src["cluster_confidence"].between(0, 1).all() and (src["area_um2"] == 1.5).all()
     obj = int(ids[0])
     where = np.argwhere(labels == obj)[0]
     props = out._get_properties(tuple(where), world=False)
@@ -233,9 +244,9 @@ def test_bad_settings_show_message(make_napari_viewer, scene):
     w.labels_combo.setCurrentText("cropped")
     assert "differ" in w.message.text()  # shown at once
     assert w.run() is None and "differ" in w.message.text()
-    viewer.add_labels(np.stack([labels, labels]), name="stack")
-    w.labels_combo.setCurrentText("stack")
-    assert w.run() is None and "2D" in w.message.text()
+    viewer.add_labels(labels[None, None, None], name="5d")
+    w.labels_combo.setCurrentText("5d")
+    assert w.run() is None and "YX, ZYX, TYX or TZYX" in w.message.text()
     # Frames: a 2D image is not a stack; more clusters than frames
     w.mode_combo.setCurrentText("Frames")
     assert w.run() is None and "stack of 2D" in w.message.text()
@@ -246,3 +257,52 @@ def test_bad_settings_show_message(make_napari_viewer, scene):
     w.clusters_spin.setValue(3)
     assert w.validate() and w.message.text() == ""
     assert w.job is None and len([ly for ly in viewer.layers if ly.name.endswith("clusters")]) == 0
+
+
+def _balls_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A (16, 64, 64) stack with 8 objects: solid balls and hollow shells, ids 1..8."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((16, 64, 64), np.uint16)
+    zz, yy, xx = np.mgrid[:16, :64, :64]
+    for i in range(8):
+        cz, cy, cx = 8, 8 + 16 * (i // 4) + 8 * (i % 2), 8 + 16 * (i % 4)
+        r = np.sqrt((zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2)
+        labels[r <= 6] = i + 1
+    image = (labels > 0) * 200.0 + rng.normal(30, 10, labels.shape)
+    return image.astype(np.float32), labels
+
+
+def test_objects_mode_3d_and_timelapse(make_napari_viewer, qtbot, tmp_path):
+    image, labels = _balls_scene()
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="stack", axis_labels=("z", "y", "x"))
+    lab = viewer.add_labels(labels, name="objects3d", axis_labels=("z", "y", "x"))
+    w = dock(viewer, CLUSTER)
+    w.image_combo.setCurrentText("stack")
+    w.labels_combo.setCurrentText("objects3d")
+    w.steps_spin.setValue(3)
+    w.device_combo.setCurrentText("cpu")
+    run_job(qtbot, w, timeout=TIMEOUT)
+    out = viewer.layers["objects3d clusters"]
+    assert out.data.shape == labels.shape
+    assert out.metadata["napari-dem clusters"]["axes"] == "ZYX"
+    assert lab.features["index"].tolist() == list(range(1, 9))
+    assert set(lab.features["cluster"]) <= {1, 2}
+
+    # a time-lapse of 2D frames: each frame's objects are cut separately
+    movie = np.stack([labels[8], labels[8]])
+    viewer.add_image(np.stack([image[8], image[8]]), name="movie", axis_labels=("t", "y", "x"))
+    tl = viewer.add_labels(movie, name="tracks", axis_labels=("t", "y", "x"))
+    w.image_combo.setCurrentText("movie")
+    w.labels_combo.setCurrentText("tracks")
+    run_job(qtbot, w, timeout=TIMEOUT)
+    out = viewer.layers["tracks clusters"]
+    table = out.metadata["napari-dem clusters"]["table"]
+    assert list(table.columns) == ["frame", "label", "cluster", "confidence"]
+    assert table["frame"].tolist() == [0] * 8 + [1] * 8
+    assert out.data.shape == movie.shape
+    for frame, obj, cluster in zip(table["frame"], table["label"], table["cluster"], strict=True):
+        assert set(np.unique(out.data[frame][movie[frame] == obj])) == {cluster}
+    assert "cluster" not in tl.features.columns  # time-lapse tables stay in metadata and CSV
+    rows = list(csv.reader(open(w.save_csv(tmp_path / "t.csv"), newline="")))
+    assert rows[0] == ["frame", "label", "cluster", "confidence"] and len(rows) == 17

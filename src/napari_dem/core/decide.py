@@ -131,15 +131,17 @@ def decide(
     seed: int,
     extra_cluster: bool = True,
     spacing: int = 1,
+    max_k: int = 255,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
     ``grid`` turns per-point values into the image of one frame on the sampling grid, whose
-    points are ``spacing`` pixels apart."""
+    points are ``spacing`` pixels apart; a chosen K never exceeds ``max_k`` (the image's
+    distinct values)."""
     from .select import MAX_AUTO_K, choose_k, choose_task
 
     task = check_task(task)
     k_chosen = n_clusters is None and not guided
-    k = choose_k(intensity.cpu().numpy(), seed) if k_chosen else int(n_clusters)
+    k = min(choose_k(intensity.cpu().numpy(), seed), max(2, max_k)) if k_chosen else int(n_clusters)
     if guided:  # painted classes are classes: their ids are the user's
         return Decision(k, "classes", (), "latent", False, "classes (painted by the user)")
     size = _SizeOf(intensity, grid, spacing)
@@ -154,7 +156,7 @@ def decide(
     # When the first reading already is objects, it is the best one of its polarity.
     final = first if first.task == "objects" else choose_task(grid(fit(k)), k, force_objects=True)
     polarity = final.polarity
-    if k_chosen and extra_cluster and k < MAX_AUTO_K:
+    if k_chosen and extra_cluster and k < min(MAX_AUTO_K, max_k):
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
         if more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more

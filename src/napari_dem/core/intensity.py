@@ -69,10 +69,10 @@ def normalization(image, layout: Layout, max_samples: int = 2_000_000) -> tuple[
     return percentile_range(intensity_sample(image, layout, max_samples))
 
 
-def joint_normalization(
+def joint_sample(
     images: Sequence[object], layouts: Sequence[Layout], max_samples: int = 2_000_000
-) -> tuple[np.ndarray, np.ndarray]:
-    """One (low, high) range for several images (same channels), from a sample of each."""
+) -> np.ndarray:
+    """A ``(C, n)`` sample of several images (same channels), a share from each."""
     share = max(1, max_samples // len(images))
     samples = [intensity_sample(im, lay, share) for im, lay in zip(images, layouts, strict=True)]
-    return percentile_range(np.concatenate(samples, axis=1))
+    return np.concatenate(samples, axis=1)

@@ -38,7 +38,7 @@ import torch
 from .decide import FEATURES, Decision, check_task, decide, parse_objects
 from .em import GMMParams, e_step, fit_gmm, standardization
 from .errors import InputError, NotFittedError
-from .intensity import joint_normalization
+from .intensity import joint_sample, percentile_range
 from .layout import Layout, parse_axes
 from .model import (
     DEMModel,
@@ -362,7 +362,10 @@ class DEMSegmenter:
         if len(images) > 1 and scribbles is not None:
             raise InputError("scribbles guide the fit on one image, not on several")
         sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
-        self.lo_, self.hi_ = joint_normalization(images, layouts)
+        sample = joint_sample(images, layouts)
+        self.lo_, self.hi_ = percentile_range(sample)
+        # Counted on the raw values: the sampled intensities are smoothed, hence all distinct.
+        self._n_distinct = len(np.unique(sample.mean(0)))
         if scribbles is not None and self.n_clusters_ is None:  # painted classes say K
             self.n_clusters_ = max(2, int(np.max(scribbles)))
         self.scribbles_ = _check_scribbles(scribbles, layouts[0], self.n_clusters_)
@@ -378,7 +381,7 @@ class DEMSegmenter:
         self, x: torch.Tensor, intensity: torch.Tensor, clamp: torch.Tensor, sources: list[_Source]
     ) -> None:
         """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture."""
-        self._check_distinct(intensity, self.n_clusters_ or 2)
+        self._check_distinct(self.n_clusters_ or 2)
         guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
         fits: dict[tuple[str, int], tuple] = {}
@@ -404,18 +407,17 @@ class DEMSegmenter:
         self.decision_ = decide(
             intensity, latent_labels, self._grid(sources[0], stride),
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
-            seed=self.seed, extra_cluster=self.mode_ == "2d", spacing=stride,
+            seed=self.seed, extra_cluster=self.mode_ == "2d", spacing=stride, max_k=self._n_distinct,
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
-        self._check_distinct(intensity, self.n_clusters_)
+        self._check_distinct(self.n_clusters_)
         self.params_, cluster_int, (self.feature_mean_, self.feature_scale_) = fit(
             self.features_, self.n_clusters_
         )
         self.cluster_intensity_ = cluster_int.cpu().numpy()
 
-    @staticmethod
-    def _check_distinct(intensity: torch.Tensor, n_clusters: int) -> None:
-        n_distinct = int(torch.unique(intensity).numel())
+    def _check_distinct(self, n_clusters: int) -> None:
+        n_distinct = self._n_distinct
         if n_clusters > n_distinct:
             raise InputError(
                 f"the image has only {n_distinct} distinct values: "

@@ -372,16 +372,18 @@ def segment_file(
         )  # fmt: skip
         labels = open_image(out).data
         return FileResult(labels, parse_axes(local.axes, data.shape).label_axes, None, True)
+    label_axes = parse_axes(local.axes, data.shape).label_axes
+    scale = label_scale(settings, label_axes, file_scale)
     result = segment_image(
         data,
         local.axes,
         segmenter=segmenter,
         model=_model_for(settings, _model_ndim(settings)),
+        scale=scale,  # instances are split in physical distances on anisotropic stacks
         progress=progress,
         cancel=cancel,
         **settings.segment_kwargs(),
     )
-    scale = label_scale(settings, result.axes, file_scale)
     record = output_record(settings, result.semantic, scale, src)
     write_array(out, result.labels, overwrite=True, axes=result.axes, metadata=record, scale=scale)
     decision = result.semantic.decision.summary()

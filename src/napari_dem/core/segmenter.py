@@ -53,7 +53,7 @@ from .model import (
 )
 from .networks import gaussian_kernel1d
 from .progress import CancelToken, ProgressFn, check_cancel, report
-from .rescale import grow_labels, shrink, zoom_for
+from .rescale import grow_labels, grow_proba, shrink, zoom_for
 from .segment import (
     CACHE_BYTES,
     DEFAULT_MAX_SAMPLES,
@@ -573,12 +573,25 @@ class DEMSegmenter:
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
     ) -> np.ndarray:
-        """Responsibilities ``(*label shape, K)`` float32; ``[..., k - 1]`` belongs to label ``k``."""
-        source = self._predict_source(image, axes, rgb)
-        shape = (*source.layout.label_shape, self.n_clusters_)
+        """Responsibilities ``(*label shape, K)`` float32; ``[..., k - 1]`` belongs to cluster ``k``
+        (clusters 1..K by intensity, whatever the task)."""
+        layout = _layout(image, axes, rgb)
+        shape = (*layout.label_shape, self.n_clusters_)
         proba = out if out is not None else np.zeros(shape, dtype=np.float32)
         if tuple(proba.shape) != shape:
             raise InputError(f"out has shape {tuple(proba.shape)}, expected {shape}")
+        if getattr(self, "zoom_", 1.0) != 1.0:  # fitted on the shrunk image: predict there, grow back
+            small = shrink(np.asarray(image), layout.axes, self.zoom_)
+            zoom, self.zoom_ = self.zoom_, 1.0
+            try:
+                small_proba = self.predict_proba(
+                    small, layout.axes, rgb=rgb, progress=progress, cancel=cancel
+                )
+            finally:
+                self.zoom_ = zoom
+            proba[...] = grow_proba(small_proba, shape)
+            return proba
+        source = self._predict_source(image, axes, rgb)
 
         def write(index, log_resp: torch.Tensor, tile_shape) -> None:
             proba[index] = log_resp.exp().reshape(*tile_shape, -1).cpu().numpy()

@@ -174,7 +174,7 @@ def test_dask_input_not_materialised(make_napari_viewer, qtbot):
     w.mode_combo.setCurrentText("2d")
     run_job(qtbot, w)
     labels = viewer.layers["lazy DEM labels"].data
-    assert labels.shape == frames.shape and labels.min() >= 1
+    assert labels.shape == frames.shape and set(np.unique(labels)) == {0, 1}  # objects
     assert reads and max(reads) < frames.size
 
 
@@ -275,7 +275,10 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     run_gaps, elapsed = _heartbeat_gaps(qtbot, widget_run)
     assert elapsed > 0.2 and base_elapsed > 0.2  # the runs really overlapped the heartbeat
     baseline = base_gaps.max()
-    limit = max(3 * baseline, baseline + 0.15)
+    # Work in the GUI thread would stall it for the whole computation (seconds); a stall under
+    # a tenth of the computation's own time is scheduling noise on a shared 2-core machine
+    # (one 191 ms gap against a 184 ms limit flapped with three test runs sharing the cores).
+    limit = max(3 * baseline, baseline + 0.15, base_elapsed / 10)
     assert run_gaps.max() < limit, (
         f"main thread stalled {run_gaps.max() * 1000:.0f} ms during a {elapsed:.2f} s run; "
         f"with the core in a plain thread: at most {baseline * 1000:.0f} ms in {base_elapsed:.2f} s "

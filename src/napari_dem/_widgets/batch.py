@@ -86,6 +86,16 @@ class BatchWidget(DemDockWidget):
         self.output: Path | None = None  #: file written by the last layer run
         self._result_text = ""
 
+        self._make_fields()
+        self._set_tooltips()
+        self._build_layout()
+        self._connect_signals()
+
+        self.watch_layers(self._refresh_layers)
+        self._on_source_changed(self.source_combo.currentText())
+
+    def _make_fields(self) -> None:
+        """Create the widget's fields, buttons and read-outs."""
         self.source_combo = QComboBox()
         self.source_combo.addItems(SOURCES)
         # layer source
@@ -128,6 +138,9 @@ class BatchWidget(DemDockWidget):
         self._file_state: tuple[int, int, str] | None = None  # written by the core thread
         self.file_label = QLabel("")
         self.file_label.setWordWrap(True)
+
+    def _set_tooltips(self) -> None:
+        """Give every field a tooltip that says what it changes."""
         tips = {
             self.source_combo: "Segment an open layer (all frames/slices) or all matching files of a folder.",
             self.image_combo: "The Image layer to segment; its labels are written to the output folder.",
@@ -160,6 +173,8 @@ class BatchWidget(DemDockWidget):
         for field, tip in tips.items():
             field.setToolTip(tip)
 
+    def _build_layout(self) -> None:
+        """Arrange the fields in forms and the widget's layout."""
         self.layer_box = QWidget()
         layer_form = QFormLayout(self.layer_box)
         layer_form.setContentsMargins(0, 0, 0, 0)
@@ -188,7 +203,18 @@ class BatchWidget(DemDockWidget):
         layout.addWidget(self.layer_box)
         layout.addWidget(self.folder_box)
         layout.addLayout(form)
-        self.remembered = RememberedFields(
+        self.remembered = self._remembered_fields()
+        layout.addWidget(self.remembered.button())
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.file_label)
+        layout.addWidget(self.file_bar)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+    def _remembered_fields(self) -> RememberedFields:
+        """The fields whose values are saved and restored between sessions."""
+        return RememberedFields(
             "batch",
             {
                 "source": self.source_combo,
@@ -203,22 +229,14 @@ class BatchWidget(DemDockWidget):
                 "scheduler": self.scheduler_edit,
             },
         )
-        layout.addWidget(self.remembered.button())
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.file_label)
-        layout.addWidget(self.file_bar)
-        layout.addWidget(self.message)
-        layout.addStretch(1)
 
+    def _connect_signals(self) -> None:
+        """Wire buttons and fields to their handlers."""
         self.source_combo.currentTextChanged.connect(self._on_source_changed)
         self.folder_button.clicked.connect(lambda: self._browse_folder(self.folder_edit, "Input folder"))
         self.out_button.clicked.connect(lambda: self._browse_folder(self.out_edit, "Output folder"))
         self.model_button.clicked.connect(self._browse_model)
         self.run_button.clicked.connect(self._on_run_clicked)
-
-        self.watch_layers(self._refresh_layers)
-        self._on_source_changed(self.source_combo.currentText())
 
     # ------------------------------------------------------------------ choices
     @property

@@ -82,6 +82,15 @@ class ClusterWidget(DemDockWidget):
         self.clusters_layer: Labels | None = None  #: the Labels layer added by the last Objects run
         self.csv_path: Path | None = None  #: the last CSV written
 
+        self._make_fields()
+        self._build_layout()
+        self._connect_signals()
+
+        self.watch_layers(self._refresh_layers)
+        self._on_mode_changed(self.mode_combo.currentText())
+
+    def _make_fields(self) -> None:
+        """Create the widget's fields, buttons and read-outs."""
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODES)
         self.image_combo = QComboBox()
@@ -125,6 +134,8 @@ class ClusterWidget(DemDockWidget):
         self.save_button = QPushButton("Save CSV…")
         self.save_button.setEnabled(False)
 
+    def _build_layout(self) -> None:
+        """Arrange the fields in forms and the widget's layout."""
         self.objects_box = QWidget()
         objects_form = QFormLayout(self.objects_box)
         objects_form.setContentsMargins(0, 0, 0, 0)
@@ -151,6 +162,8 @@ class ClusterWidget(DemDockWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.save_button)
 
+    def _connect_signals(self) -> None:
+        """Wire buttons and fields to their handlers."""
         self.mode_combo.currentTextChanged.connect(self._on_mode_changed)
         for signal in (
             self.image_combo.currentTextChanged,
@@ -163,9 +176,6 @@ class ClusterWidget(DemDockWidget):
         self.run_button.clicked.connect(self._on_run_clicked)
         self.save_button.clicked.connect(self._browse_save)
         self.table.cellClicked.connect(self._on_row_clicked)
-
-        self.watch_layers(self._refresh_layers)
-        self._on_mode_changed(self.mode_combo.currentText())
 
     # ------------------------------------------------------------------ layer choice
     @property

@@ -140,6 +140,17 @@ class FineTuneWidget(DemDockWidget):
 
         self._stop = CancelToken()
 
+        self._make_fields()
+        self._set_tooltips()
+        self._build_layout()
+        self._connect_signals()
+
+        self.watch_layers(self._refresh_layers)
+        self.connect_session(self.session.model_changed, self._show_model)
+        self._show_model()
+
+    def _make_fields(self) -> None:
+        """Create the widget's fields, buttons and read-outs."""
         self.layer_list = QListWidget()
         self.layer_list.setMaximumHeight(90)
         self.axes_edit = QLineEdit()
@@ -183,6 +194,9 @@ class FineTuneWidget(DemDockWidget):
         self.segment_button = QPushButton("Segment again")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
+
+    def _set_tooltips(self) -> None:
+        """Give every field a tooltip that says what it changes."""
         tips = {
             self.layer_list: "Image layers to train on (ticked): a few typical images of your experiment.",
             self.axes_edit: (
@@ -214,6 +228,8 @@ class FineTuneWidget(DemDockWidget):
         for field, tip in tips.items():
             field.setToolTip(tip)
 
+    def _build_layout(self) -> None:
+        """Arrange the fields in forms and the widget's layout."""
         aug = QHBoxLayout()
         aug.setContentsMargins(0, 0, 0, 0)
         for w in (self.flips_check, self.rot_check, self.jitter_check):
@@ -247,7 +263,14 @@ class FineTuneWidget(DemDockWidget):
         layout.addWidget(self.loss_plot)
         layout.addWidget(files_box)
         layout.addWidget(self.model_label)
-        self.remembered = RememberedFields(
+        self.remembered = self._remembered_fields()
+        layout.addWidget(self.remembered.button())
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+    def _remembered_fields(self) -> RememberedFields:
+        """The fields whose values are saved and restored between sessions."""
+        return RememberedFields(
             "finetune",
             {
                 "ndim": self.ndim_combo,
@@ -262,20 +285,15 @@ class FineTuneWidget(DemDockWidget):
                 "jitter": self.jitter_check,
             },
         )
-        layout.addWidget(self.remembered.button())
-        layout.addWidget(self.message)
-        layout.addStretch(1)
 
+    def _connect_signals(self) -> None:
+        """Wire buttons and fields to their handlers."""
         self.start_button.clicked.connect(self._on_start_clicked)
         self.save_button.clicked.connect(self._browse_save)
         self.load_button.clicked.connect(self._browse_load)
         self.segment_button.clicked.connect(self.segment_again)
         self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
         self.ndim_combo.currentTextChanged.connect(lambda _: self._show_model())
-
-        self.watch_layers(self._refresh_layers)
-        self.connect_session(self.session.model_changed, self._show_model)
-        self._show_model()
 
     # ------------------------------------------------------------------ layers
     def _refresh_layers(self, event=None) -> None:

@@ -44,6 +44,15 @@ class RefineWidget(DemDockWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
 
+        self._make_fields()
+        self._set_tooltips()
+        self._build_layout()
+        self._connect_signals()
+
+        self.watch_layers(self._refresh_layers)
+
+    def _make_fields(self) -> None:
+        """Create the widget's fields and buttons."""
         self.labels_combo = QComboBox()
         self.background_edit = QLineEdit("darkest")
         self.merge_edit = QLineEdit()
@@ -59,6 +68,9 @@ class RefineWidget(DemDockWidget):
         self.objects3d_check = QCheckBox("3D objects")
         self.add_scribbles_button = QPushButton("Add scribbles layer")
         self.scribble_button = QPushButton("Refine with scribbles")
+
+    def _set_tooltips(self) -> None:
+        """Give every field a tooltip that says what it changes."""
         tips = {
             self.labels_combo: "The Labels layer to edit (made by Segment or Batch, or any Labels layer).",
             self.background_edit: (
@@ -91,6 +103,8 @@ class RefineWidget(DemDockWidget):
         for field, tip in tips.items():
             field.setToolTip(tip)
 
+    def _build_layout(self) -> None:
+        """Arrange the fields in forms and the widget's layout."""
         form = QFormLayout()
         form.addRow("labels", self.labels_combo)
         form.addRow("background", self.background_edit)
@@ -120,11 +134,17 @@ class RefineWidget(DemDockWidget):
         layout.addLayout(form)
         layout.addWidget(edits)
         layout.addWidget(scribbles)
-        self.remembered = RememberedFields("refine", {"min_size": self.min_size_spin})
+        self.remembered = self._remembered_fields()
         layout.addWidget(self.remembered.button())
         layout.addWidget(self.message)
         layout.addStretch(1)
 
+    def _remembered_fields(self) -> RememberedFields:
+        """The fields whose values are saved and restored between sessions."""
+        return RememberedFields("refine", {"min_size": self.min_size_spin})
+
+    def _connect_signals(self) -> None:
+        """Wire buttons and fields to their handlers."""
         self.merge_button.clicked.connect(self.merge)
         self.background_button.clicked.connect(self.set_background)
         self.instances_button.clicked.connect(self.split_instances)
@@ -133,8 +153,6 @@ class RefineWidget(DemDockWidget):
         self.add_scribbles_button.clicked.connect(self.add_scribbles_layer)
         self.scribble_button.clicked.connect(self._on_scribble_clicked)
         self.labels_combo.currentTextChanged.connect(self._on_labels_changed)
-
-        self.watch_layers(self._refresh_layers)
 
     # ------------------------------------------------------------------ layers
     def _refresh_layers(self, event=None) -> None:

@@ -56,6 +56,20 @@ class SegmentWidget(DemDockWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
 
+        self._make_fields()
+        self._set_tooltips()
+        self._build_layout()
+        self._connect_signals()
+
+        self._done_text = "done"
+        self.connect_session(self.session.model_changed, self._show_model)
+        self.session.add_segmenter(self)
+        self.destroyed.connect(lambda *_, s=self.session, me=self: s.remove_segmenter(me))
+        self._show_model()
+        self.watch_layers(self._refresh_layers)
+
+    def _make_fields(self) -> None:
+        """Create the widget's fields, buttons and read-outs."""
         self.image_combo = QComboBox()
         self.axes_edit = QLineEdit()
         self.clusters_spin = QSpinBox()
@@ -78,6 +92,9 @@ class SegmentWidget(DemDockWidget):
         self.new_layer_check = QCheckBox("new layer")
         self.sync_check = QCheckBox("run synchronously (debug)")
         self.run_button = QPushButton("Run")
+
+    def _set_tooltips(self) -> None:
+        """Give every field a tooltip that says what it changes."""
         tips = {
             self.image_combo: "The Image layer to segment. Pick another one to segment it instead.",
             self.axes_edit: (
@@ -120,6 +137,8 @@ class SegmentWidget(DemDockWidget):
         for field, tip in tips.items():
             field.setToolTip(tip)
 
+    def _build_layout(self) -> None:
+        """Arrange the fields in forms and the widget's layout."""
         model_row = QHBoxLayout()
         model_row.setContentsMargins(0, 0, 0, 0)
         model_row.addWidget(self.model_edit)
@@ -142,7 +161,14 @@ class SegmentWidget(DemDockWidget):
         layout.addWidget(self.new_layer_check)
         layout.addWidget(self.sync_check)
         layout.addWidget(self.run_button)
-        self.remembered = RememberedFields(
+        self.remembered = self._remembered_fields()
+        layout.addWidget(self.remembered.button())
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+    def _remembered_fields(self) -> RememberedFields:
+        """The fields whose values are saved and restored between sessions."""
+        return RememberedFields(
             "segment",
             {
                 "n_clusters": self.clusters_spin,
@@ -154,10 +180,9 @@ class SegmentWidget(DemDockWidget):
                 "new_layer": self.new_layer_check,
             },
         )
-        layout.addWidget(self.remembered.button())
-        layout.addWidget(self.message)
-        layout.addStretch(1)
 
+    def _connect_signals(self) -> None:
+        """Wire buttons and fields to their handlers."""
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
         for signal in (
             self.axes_edit.textChanged,
@@ -172,13 +197,6 @@ class SegmentWidget(DemDockWidget):
         self.model_button.clicked.connect(self._browse_model)
         self.run_button.clicked.connect(self._on_run_clicked)
         self.sync_check.toggled.connect(lambda v: setattr(self, "run_synchronously", bool(v)))
-
-        self._done_text = "done"
-        self.connect_session(self.session.model_changed, self._show_model)
-        self.session.add_segmenter(self)
-        self.destroyed.connect(lambda *_, s=self.session, me=self: s.remove_segmenter(me))
-        self._show_model()
-        self.watch_layers(self._refresh_layers)
 
     # ------------------------------------------------------------------ layer choice
     def _refresh_layers(self, event=None) -> None:

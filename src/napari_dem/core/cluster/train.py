@@ -126,6 +126,23 @@ def _temperature(clean: torch.Tensor, views: list[torch.Tensor]) -> float:
     return best_t
 
 
+def _assign(
+    model: Method, kinds, order, dev, gen: torch.Generator, tta_views: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Final labels, confidences, embedding and temperature of the trained model.
+
+    The clean pass decides the labels; augmented views calibrate the confidence (temperature).
+    """
+    h = _features(model, kinds, order, dev)
+    clean = _logits(model, h)
+    views = [_logits(model, _features(model, kinds, order, dev, gen)) for _ in range(tta_views)]
+    t = _temperature(clean, views) if views else 1.0
+    post = torch.stack([F.softmax(v / t, 1) for v in [clean, *views]]).mean(0).cpu()
+    lab = clean.argmax(1).cpu()  # the clean item decides (digits: 0.959 vs 0.945 for the mean's argmax)
+    conf = post.gather(1, lab[:, None])[:, 0]
+    return lab, conf, h, t
+
+
 def cluster_images(
     images,
     n_clusters: int,
@@ -193,13 +210,7 @@ def cluster_images(
                     break
             previous = labels
         report(progress, step, cap, message)
-    h = _features(model, kinds, order, dev)
-    clean = _logits(model, h)
-    views = [_logits(model, _features(model, kinds, order, dev, gen)) for _ in range(s.tta_views)]
-    t = _temperature(clean, views) if views else 1.0
-    post = torch.stack([F.softmax(v / t, 1) for v in [clean, *views]]).mean(0).cpu()
-    lab = clean.argmax(1).cpu()  # the clean item decides (digits: 0.959 vs 0.945 for the mean's argmax)
-    conf = post.gather(1, lab[:, None])[:, 0]
+    lab, conf, h, t = _assign(model, kinds, order, dev, gen, s.tta_views)
     assert len(lab) == n
     return ClusterResult(
         labels=(lab.numpy() + 1).astype(np.int64),

@@ -165,7 +165,11 @@ def test_scribbles_fix_a_wrong_split() -> None:
         disc = (yy - y) ** 2 + (xx - x) ** 2 <= 8**2
         img[disc] = 0.95 if i < 2 else 0.22  # two bright nuclei, three dim ones
         truth[disc] = 2
-    free = segment(img, "YX", model=model, n_clusters=2, device="cpu").labels
+    # The unguided latent mixture's two clusters (labels 1, 2 by intensity).
+    from napari_dem.core.segmenter import DEMSegmenter
+
+    free_fit = DEMSegmenter(model=model, n_clusters=2, task="objects", device="cpu").fit(img, "YX")
+    free = free_fit.predict_proba(img, "YX").argmax(-1) + 1
     err_free = np.mean(free != truth)
     assert err_free > 0.05  # dim nuclei (partly) lost in the background
     strokes = np.zeros_like(truth)
@@ -183,7 +187,9 @@ def test_scribbles_must_fit_the_labels(tiny_model, nuclei2d) -> None:
     with pytest.raises(ValueError, match="shape"):
         segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.zeros((3, 3), np.uint8))
     with pytest.raises(ValueError, match=r"1\.\.3"):
-        segment(img, "YX", model=tiny_model, device="cpu", scribbles=np.full(img.shape, 4, np.uint8))
+        segment(
+            img, "YX", model=tiny_model, n_clusters=3, device="cpu", scribbles=np.full(img.shape, 4, np.uint8)
+        )
 
 
 def test_grid_stride_terminates_with_more_units_than_samples() -> None:

@@ -71,7 +71,7 @@ def test_cancel_keeps_best_weights_and_a_usable_model(tiny_model, nuclei2d) -> N
         cancel=token,
     )
     assert hist.cancelled and seen[-1] == 12 and 1 <= hist.best_step <= 12
-    labels = segment(img, "YX", model=tiny_model, device="cpu").labels
+    labels = segment(img, "YX", model=tiny_model, n_clusters=3, task="classes", device="cpu").labels
     assert labels.shape == img.shape and labels.max() == 3
 
 

@@ -254,7 +254,9 @@ def _add_fine_tune_parser(sub) -> None:
     ft.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     ft.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
-    info = sub.add_parser("info", help="print how a label file was made (its provenance record)")
+    info = sub.add_parser(
+        "info", help="print how a label file was made (its provenance record)", parents=[_common_options()]
+    )
     info.add_argument("file", metavar="FILE", help="a .tif/.tiff or .zarr file written by napari-dem")
     info.add_argument("--json", action="store_true", help="print the record as JSON")
 

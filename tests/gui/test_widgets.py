@@ -101,7 +101,7 @@ def test_timelapse_axes_and_current_slice(make_napari_viewer, qtbot):
 @pytest.mark.slow
 def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    big = np.stack([synthetic_nuclei((256, 256), seed=s % 3)[0] for s in range(120)])
+    big = np.stack([synthetic_nuclei((256, 256), seed=s % 3)[0] for s in range(3)] * 130)
     viewer.add_image(big, name="big", axis_labels=("t", "y", "x"), contrast_limits=(0, 65535))
     w = dock(viewer, SEGMENT)
     n_layers = len(viewer.layers)
@@ -109,10 +109,11 @@ def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
     assert job is not None, w.message.text()
     assert w.run_button.text() == "Cancel"
     qtbot.waitUntil(lambda: job.pbar is not None and job.pbar.n >= 2, timeout=TIMEOUT)
-    t0 = time.perf_counter()
+    qtbot.wait(int(w.DEBOUNCE_S * 1000) + 100)  # a second click sooner is a double click: ignored
     w.run_button.click()
-    qtbot.waitUntil(lambda: w.last_status is not None, timeout=5000)
-    assert time.perf_counter() - t0 < 1.0
+    # No absolute time limit (they flap on a shared machine): the job must end as cancelled,
+    # long before the 390 frames could have been segmented, and add nothing.
+    qtbot.waitUntil(lambda: w.last_status is not None, timeout=TIMEOUT)
     assert w.last_status == "cancelled"
     # the core thread stops too (at its next tile)
     qtbot.waitUntil(lambda: not any(t.name == "napari-dem-core" for t in threading.enumerate()), timeout=2000)
@@ -261,8 +262,9 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     def widget_run() -> float:
         job = w.run()
         assert job is not None, w.message.text()
-        qtbot.waitUntil(lambda: _core_thread() is not None, timeout=10_000)
-        core, ended = _core_thread(), []
+        found: list[threading.Thread] = []
+        qtbot.waitUntil(lambda: bool(found.append(_core_thread()) or found[-1]), timeout=10_000)
+        core, ended = found[-1], []  # the thread seen running (it may end right after)
         # the end of the computation, seen from a thread of its own (not the GUI thread)
         watcher = threading.Thread(target=lambda: (core.join(), ended.append(time.perf_counter())))
         watcher.start()

@@ -343,6 +343,10 @@ class DEMSegmenter:
         if self.decision_.task != "objects" or factor >= 1.0:
             return False
         layout = _layout(image, axes, rgb)
+        plane = min(layout.size("Y"), layout.size("X"))
+        factor = max(factor, min_side(self.model_) / plane)  # never below what the model can see
+        if factor >= 1.0:
+            return False
         small = shrink(image, layout.axes, factor)
         radius = self.decision_.object_radius
         self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)

@@ -40,18 +40,19 @@ def shrink(image: np.ndarray, axes: str, factor: float) -> np.ndarray:
 def grow_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``labels`` resized to ``shape`` by nearest neighbour (ids are kept, none invented)."""
     zoom = [s / t for s, t in zip(shape, labels.shape, strict=True)]
-    out = ndi.zoom(labels, zoom, order=0, grid_mode=True, mode="nearest")
-    if out.shape != tuple(shape):  # rounding: crop or pad the last row/column
-        pad = [(0, max(0, s - o)) for s, o in zip(shape, out.shape, strict=True)]
-        out = np.pad(out, pad, mode="edge")[tuple(slice(0, s) for s in shape)]
-    return out
+    return _exactly(ndi.zoom(labels, zoom, order=0, grid_mode=True, mode="nearest"), shape)
 
 
 def grow_proba(proba: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Responsibilities ``(*spatial, K)`` resized to ``shape`` (linear in space), still summing to 1."""
     zoom = [s / t for s, t in zip(shape[:-1], proba.shape[:-1], strict=True)] + [1.0]
-    out = ndi.zoom(proba, zoom, order=1, grid_mode=True, mode="nearest")
-    if out.shape != tuple(shape):
-        pad = [(0, max(0, s - o)) for s, o in zip(shape, out.shape, strict=True)]
-        out = np.pad(out, pad, mode="edge")[tuple(slice(0, s) for s in shape)]
+    out = _exactly(ndi.zoom(proba, zoom, order=1, grid_mode=True, mode="nearest"), shape)
     return (out / np.clip(out.sum(-1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+
+def _exactly(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``array`` cropped or edge-padded to ``shape`` (zoom rounds sizes to whole pixels)."""
+    if array.shape == tuple(shape):
+        return array
+    pad = [(0, max(0, s - o)) for s, o in zip(shape, array.shape, strict=True)]
+    return np.pad(array, pad, mode="edge")[tuple(slice(0, s) for s in shape)]

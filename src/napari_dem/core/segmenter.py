@@ -559,14 +559,18 @@ class DEMSegmenter:
         """Predict at the fitted scale (:attr:`zoom_`), then grow the labels back to the image's."""
         layout = _layout(image, axes, rgb)
         labels = self._label_array(out, layout)
+        small_labels = self._on_shrunk(self.predict, image, layout, rgb, progress, cancel)
+        labels[...] = grow_labels(small_labels, layout.label_shape)
+        return labels
+
+    def _on_shrunk(self, method: Callable[..., np.ndarray], image, layout: Layout, rgb, progress, cancel):
+        """``method`` (predict or predict_proba) on the image shrunk to the fitted scale."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_)
         zoom, self.zoom_ = self.zoom_, 1.0
         try:
-            small_labels = self.predict(small, layout.axes, rgb=rgb, progress=progress, cancel=cancel)
+            return method(small, layout.axes, rgb=rgb, progress=progress, cancel=cancel)
         finally:
             self.zoom_ = zoom
-        labels[...] = grow_labels(small_labels, layout.label_shape)
-        return labels
 
     def predict_proba(
         self,
@@ -585,14 +589,7 @@ class DEMSegmenter:
         if tuple(proba.shape) != shape:
             raise InputError(f"out has shape {tuple(proba.shape)}, expected {shape}")
         if getattr(self, "zoom_", 1.0) != 1.0:  # fitted on the shrunk image: predict there, grow back
-            small = shrink(np.asarray(image), layout.axes, self.zoom_)
-            zoom, self.zoom_ = self.zoom_, 1.0
-            try:
-                small_proba = self.predict_proba(
-                    small, layout.axes, rgb=rgb, progress=progress, cancel=cancel
-                )
-            finally:
-                self.zoom_ = zoom
+            small_proba = self._on_shrunk(self.predict_proba, image, layout, rgb, progress, cancel)
             proba[...] = grow_proba(small_proba, shape)
             return proba
         source = self._predict_source(image, axes, rgb)

@@ -92,6 +92,7 @@ def output_record(
         background=settings.background,
         source=None if source is None else str(source),
         decision=seg.decision.summary(),
+        labels_are=seg.task,  # "objects" (0 = background) or "classes" (1..K), as decided
         **(settings.record or {}),
     )
 

@@ -50,7 +50,7 @@ def test_batch_widget_loads(make_napari_viewer):
     w = dock(viewer, BATCH)
     assert isinstance(w, BatchWidget)
     assert w.source_combo.currentText() == "a layer"
-    assert [w.format_combo.itemText(i) for i in range(w.format_combo.count())] == [".tif", ".zarr", ".npy"]
+    assert [w.format_combo.itemText(i) for i in range(w.format_combo.count())] == [".tif", ".zarr", ".ome.zarr", ".npy"]
     assert w.pattern_edit.text() == "*.tif"
 
 
@@ -98,9 +98,9 @@ def test_folder_corrupt_file_failed_rest_done(make_napari_viewer, qtbot, tmp_pat
     assert _visible_files(out) == ["img0_labels.npy", "img1_labels.npy"]
 
 
-@pytest.mark.parametrize("fmt", [".tif", ".zarr"])
+@pytest.mark.parametrize("fmt", [".tif", ".ome.zarr"])
 def test_layer_run_adds_labels_with_geometry(make_napari_viewer, qtbot, tmp_path, fmt):
-    from napari_dem.io import read_image
+    from napari_dem.io import read_image, read_record
 
     viewer = make_napari_viewer()
     img = synthetic_nuclei((4, 64, 64), seed=3)[0]
@@ -123,7 +123,11 @@ def test_layer_run_adds_labels_with_geometry(make_napari_viewer, qtbot, tmp_path
     assert _visible_files(tmp_path / "out") == [out.name]
     written = np.asarray(read_image(out)[0])
     np.testing.assert_array_equal(written, np.asarray(labels.data))
-    assert set(np.unique(written)) <= {1, 2, 3}
+    # what the fit decided reaches the layer, also from the streamed (.ome.zarr) path
+    record, meta = read_record(out), labels.metadata["dem"]
+    assert (meta["task"], meta["n_clusters"]) == (record["labels_are"], record["n_clusters"])
+    expected = {0, 1} if meta["task"] == "objects" else set(range(1, meta["n_clusters"] + 1))
+    assert set(np.unique(written)) <= expected
     assert str(out) in w.message.text()
     # an existing output is not replaced unless asked
     assert w.run() is None and "overwrite" in w.message.text()

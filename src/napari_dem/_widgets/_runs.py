@@ -87,7 +87,7 @@ def run_segment(
         image,
         meta.axes,
         model=model,
-        n_clusters=meta.n_clusters or None,  # 0 = auto: 3 in 2D, 2 in 3D
+        n_clusters=meta.n_clusters or None,  # 0 = auto: chosen from the image
         mode=meta.mode,
         device=meta.device,
         seed=int(meta.seed),

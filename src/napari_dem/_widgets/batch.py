@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import napari
 
 SOURCES = ("a layer", "a folder")
-FORMATS = (".tif", ".zarr", ".npy")
+FORMATS = (".tif", ".zarr", ".ome.zarr", ".npy")
 
 
 def _row(*widgets: QWidget) -> QWidget:
@@ -114,7 +114,7 @@ class BatchWidget(DemDockWidget):
         # settings
         self.clusters_spin = QSpinBox()
         self.clusters_spin.setRange(0, MAX_CLUSTERS)
-        self.clusters_spin.setSpecialValueText("auto (3 in 2D, 2 in 3D)")  # shown for 0
+        self.clusters_spin.setSpecialValueText("auto (from each image)")  # shown for 0
         self.clusters_spin.setValue(0)
         self.instances_check = QCheckBox("instances (split objects)")
         self.model_edit = QLineEdit()
@@ -153,9 +153,11 @@ class BatchWidget(DemDockWidget):
             self.out_edit: "Where label images are written, one per input, named <input>_labels.<format>.",
             self.out_button: "Choose the output folder.",
             self.format_combo: (
-                ".tif for most tools; .zarr for images too big for memory (written by tiles); .npy for Python"
+                ".tif for most tools; .zarr for images too big for memory (written by tiles); .ome.zarr the same "
+                "as OME-Zarr (opens in napari-ome-zarr, Fiji's MoBIE, QuPath); .npy for Python"
             ),
-            self.clusters_spin: "K, the number of classes: auto = 3 in 2D, 2 in 3D. One K for every file.",
+            self.clusters_spin: "K, the number of intensity clusters: auto = chosen from each image (its intensity modes); "
+                "a number = that K for every file.",
             self.instances_check: (
                 "Write separate objects (ids 1, 2, …; 0 = background) instead of classes 1..K."
             ),
@@ -271,7 +273,7 @@ class BatchWidget(DemDockWidget):
 
         model = self.model_edit.text().strip()
         return BatchSettings(
-            n_clusters=self.clusters_spin.value() or None,  # 0 = auto: 3 in 2D, 2 in 3D
+            n_clusters=self.clusters_spin.value() or None,  # 0 = auto: chosen from the image
             axes=axes,
             instances=self.instances_check.isChecked(),
             model=str(Path(model).expanduser()) if model else None,
@@ -442,18 +444,21 @@ class BatchWidget(DemDockWidget):
             run_model, ident = load_run_model(session, identity, settings.device, active)
             plan["out_dir"].mkdir(parents=True, exist_ok=True)
             out_path = plan["out_path"]
-            if settings.out_format == ".zarr" and active is None:
+            if settings.out_format.endswith(".zarr") and active is None:
                 from napari_dem.batch import segment_to_zarr
-                from napari_dem.io import read_image
+                from napari_dem.io import read_image, read_record
 
                 path = segment_to_zarr(
                     image, out_path, settings, overwrite=plan["overwrite"], progress=report, cancel=token
                 )
                 labels = read_image(path)[0]
-                # the fit's K and task are not returned by the streamed path: K from the labels
-                k = settings.n_clusters or int(np.max(labels))
-                return labels, Path(path), k, settings.task, ident
+                # the streamed path keeps nothing in memory: the fit's K and task come back
+                # from the provenance record it wrote into the file
+                record = read_record(path) or {}
+                k = int(record.get("n_clusters", settings.n_clusters or np.max(labels)))
+                return labels, Path(path), k, record.get("labels_are", settings.task), ident
             from napari_dem.api import segment_image
+            from napari_dem.batch import output_record
             from napari_dem.core.progress import check_cancel
             from napari_dem.io import write_array
 
@@ -473,7 +478,11 @@ class BatchWidget(DemDockWidget):
                 cancel=token,
             )
             check_cancel(token)
-            path = write_array(out_path, res.labels, overwrite=plan["overwrite"], axes=res.axes)
+            scale = tuple(plan["geometry"]["scale"])  # the layer's pixel size travels with the file
+            record = output_record(settings, res.semantic, scale, plan["layer"].name)
+            path = write_array(
+                out_path, res.labels, overwrite=plan["overwrite"], axes=res.axes, metadata=record, scale=scale
+            )
             return res.labels, path, res.semantic.n_clusters, res.semantic.task, ident
 
         return fn

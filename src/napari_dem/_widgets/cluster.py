@@ -83,6 +83,7 @@ class ClusterWidget(DemDockWidget):
         self.csv_path: Path | None = None  #: the last CSV written
 
         self._make_fields()
+        self._set_tooltips()
         self._build_layout()
         self._connect_signals()
 
@@ -97,13 +98,8 @@ class ClusterWidget(DemDockWidget):
         self.labels_combo = QComboBox()
         self.mask_check = QCheckBox("mask outside object")
         self.mask_check.setChecked(True)
-        self.mask_check.setToolTip("set the pixels of a crop that do not belong to the object to 0")
         self.axes_combo = QComboBox()
         self.axes_combo.addItems(LABELS_AXES)
-        self.axes_combo.setToolTip(
-            "axes of the labels layer: YX or ZYX objects, or a time-lapse (T first) clustered frame by "
-            "frame; auto reads the layer's axis labels"
-        )
         self.clusters_spin = QSpinBox()
         self.clusters_spin.setRange(2, MAX_K)
         self.clusters_spin.setValue(2)
@@ -112,13 +108,9 @@ class ClusterWidget(DemDockWidget):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 100_000)
         self.steps_spin.setValue(ClusterSettings().max_steps)
-        self.steps_spin.setToolTip(
-            "step cap: training stops earlier once fewer than 0.5 % of the items change cluster"
-        )
         self.size_spin = QSpinBox()
         self.size_spin.setRange(8, 256)
         self.size_spin.setValue(28)
-        self.size_spin.setToolTip("side in pixels of the images the model sees (crops are resized to it)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.device_combo = QComboBox()
@@ -133,6 +125,36 @@ class ClusterWidget(DemDockWidget):
         self.table.setMinimumHeight(160)
         self.save_button = QPushButton("Save CSV…")
         self.save_button.setEnabled(False)
+
+    def _set_tooltips(self) -> None:
+        """Give every field a tooltip that says what it changes."""
+        tips = {
+            self.mode_combo: (
+                "Objects: cluster the objects of a labels layer (one crop each). Frames: cluster the "
+                "frames or slices of an image (one image each)."
+            ),
+            self.image_combo: "The Image layer whose objects (or frames) are clustered.",
+            self.labels_combo: "The Labels layer that outlines the objects (0 = background, one id per object).",
+            self.axes_combo: (
+                "Axes of the labels layer: YX or ZYX objects, or a time-lapse (T first) clustered frame "
+                "by frame; auto reads the layer's axis labels."
+            ),
+            self.mask_check: "Set the pixels of a crop that do not belong to the object to 0.",
+            self.clusters_spin: "K, the number of groups the objects (or frames) are sorted into.",
+            self.method_combo: (
+                "The clustering objective: gedi (default), dem (deep EM), joint (2D/3D contrastive), "
+                "depict, nmm (neural mixture). See the clustering guide."
+            ),
+            self.steps_spin: "Step cap: training stops earlier once fewer than 0.5 % of the items change cluster.",
+            self.size_spin: "Side in pixels of the images the model sees (crops are resized to it).",
+            self.seed_spin: "Seed of the network and the mixture: the same seed gives the same clusters.",
+            self.device_combo: "Where the network runs. auto takes a GPU if there is one; cpu always works.",
+            self.run_button: "Start clustering in the background; click again to cancel it.",
+            self.table: "One row per object: its cluster and how confident the assignment is (0-1).",
+            self.save_button: "Save the table as CSV (label, cluster, confidence).",
+        }
+        for field, tip in tips.items():
+            field.setToolTip(tip)
 
     def _build_layout(self) -> None:
         """Arrange the fields in forms and the widget's layout."""

@@ -50,7 +50,12 @@ def test_batch_widget_loads(make_napari_viewer):
     w = dock(viewer, BATCH)
     assert isinstance(w, BatchWidget)
     assert w.source_combo.currentText() == "a layer"
-    assert [w.format_combo.itemText(i) for i in range(w.format_combo.count())] == [".tif", ".zarr", ".ome.zarr", ".npy"]
+    assert [w.format_combo.itemText(i) for i in range(w.format_combo.count())] == [
+        ".tif",
+        ".zarr",
+        ".ome.zarr",
+        ".npy",
+    ]
     assert w.pattern_edit.text() == "*.tif"
 
 

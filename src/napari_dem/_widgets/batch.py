@@ -153,11 +153,13 @@ class BatchWidget(DemDockWidget):
             self.out_edit: "Where label images are written, one per input, named <input>_labels.<format>.",
             self.out_button: "Choose the output folder.",
             self.format_combo: (
-                ".tif for most tools; .zarr for images too big for memory (written by tiles); .ome.zarr the same "
-                "as OME-Zarr (opens in napari-ome-zarr, Fiji's MoBIE, QuPath); .npy for Python"
+                ".tif for most tools; .zarr for images too big for memory (written by tiles); "
+                ".ome.zarr the same as OME-Zarr (napari-ome-zarr, Fiji's MoBIE, QuPath); .npy for Python"
             ),
-            self.clusters_spin: "K, the number of intensity clusters: auto = chosen from each image (its intensity modes); "
-                "a number = that K for every file.",
+            self.clusters_spin: (
+                "K, the number of intensity clusters: auto = chosen from each image (its intensity "
+                "modes); a number = that K for every file."
+            ),
             self.instances_check: (
                 "Write separate objects (ids 1, 2, …; 0 = background) instead of classes 1..K."
             ),

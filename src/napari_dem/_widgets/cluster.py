@@ -134,7 +134,7 @@ class ClusterWidget(DemDockWidget):
                 "frames or slices of an image (one image each)."
             ),
             self.image_combo: "The Image layer whose objects (or frames) are clustered.",
-            self.labels_combo: "The Labels layer that outlines the objects (0 = background, one id per object).",
+            self.labels_combo: "The Labels layer outlining the objects (0 = background, one id per object).",
             self.axes_combo: (
                 "Axes of the labels layer: YX or ZYX objects, or a time-lapse (T first) clustered frame "
                 "by frame; auto reads the layer's axis labels."
@@ -145,7 +145,7 @@ class ClusterWidget(DemDockWidget):
                 "The clustering objective: gedi (default), dem (deep EM), joint (2D/3D contrastive), "
                 "depict, nmm (neural mixture). See the clustering guide."
             ),
-            self.steps_spin: "Step cap: training stops earlier once fewer than 0.5 % of the items change cluster.",
+            self.steps_spin: "Step cap: training stops sooner once under 0.5 % of the items change cluster.",
             self.size_spin: "Side in pixels of the images the model sees (crops are resized to it).",
             self.seed_spin: "Seed of the network and the mixture: the same seed gives the same clusters.",
             self.device_combo: "Where the network runs. auto takes a GPU if there is one; cpu always works.",

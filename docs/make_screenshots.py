@@ -54,6 +54,8 @@ def _dock(viewer, name: str, width: int = DOCK_WIDTH):
     from qtpy.QtCore import Qt
 
     dock, widget = viewer.window.add_plugin_dock_widget("napari-dem", name)
+    if hasattr(widget, "remembered"):  # every figure starts from the defaults, not the last figure's
+        widget.remembered.restore_defaults()
     viewer.window._qt_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
     return dock, widget
 
@@ -117,10 +119,11 @@ def fig_widgets() -> None:
 
 
 def fig_segment_2d() -> None:
-    """segment_2d.png: K = 3 on the DSB2018 sample, zoomed in: background, dim and bright nuclei."""
+    """segment_2d.png: classes, K = 3 on the DSB2018 sample, zoomed in: background, dim and bright nuclei."""
     viewer = _viewer()
     _sample(viewer, "nuclei2d")
     _, seg = _dock(viewer, "Segment (DEM)")
+    seg.task_combo.setCurrentText("classes")
     seg.clusters_spin.setValue(3)
     _wait(seg, seg.run)
     labels = seg.labels_layer
@@ -201,6 +204,7 @@ def fig_scribbles() -> None:
     viewer.add_image(img.astype(np.float32), name="five nuclei")
     _, seg = _dock(viewer, "Segment (DEM)")
     _, ref = _dock(viewer, "Refine labels (DEM)")
+    seg.task_combo.setCurrentText("classes")  # scribbles paint classes 1..K
     seg.clusters_spin.setValue(2)
     _wait(seg, seg.run)
     labels = seg.labels_layer
@@ -274,14 +278,14 @@ def fig_scribble_panels() -> None:
 
 
 def fig_batch_layer() -> None:
-    """batch_layer.png: Batch (DEM) on the time-lapse layer, instances written to a .zarr."""
+    """batch_layer.png: Batch (DEM) on the time-lapse layer, instances written to an .ome.zarr."""
     viewer = _viewer()
     _sample(viewer, "timelapse")
     _, batch = _dock(viewer, "Batch (DEM)")
     out = Path(tempfile.mkdtemp()) / "labels"
     batch.source_combo.setCurrentText("a layer")
     batch.out_edit.setText(str(out))
-    batch.format_combo.setCurrentText(".zarr")
+    batch.format_combo.setCurrentText(".ome.zarr")
     batch.instances_check.setChecked(True)
     _wait(batch, batch.run)
     batch.labels_layer.opacity = 0.6
@@ -372,6 +376,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:16} {fn.__doc__.splitlines()[0]}")
         return
     OUT.mkdir(parents=True, exist_ok=True)
+    from qtpy.QtCore import QSettings
+
+    # the widgets remember their fields: keep the figures' settings out of the user's file
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     for name in args.figures or list(FIGURES):
         FIGURES[name]()
 

@@ -298,6 +298,7 @@ def test_refine_edits_are_undoable(make_napari_viewer, qtbot, img2d):
     ref = dock(viewer, REFINE)
     layer = viewer.layers["img DEM labels"]
     assert ref.labels_combo.currentText() == layer.name
+    assert ref.background_edit.text() == "darkest"  # classes: label 1 is the background
     before = layer.data.copy()
 
     ref.merge_edit.setText("2,3")
@@ -321,6 +322,24 @@ def test_refine_edits_are_undoable(make_napari_viewer, qtbot, img2d):
     for _ in range(4):
         layer.undo()
     np.testing.assert_array_equal(layer.data, before)
+
+
+def test_refine_split_on_objects_keeps_the_background(make_napari_viewer, qtbot):
+    """Default Segment gives objects (0 = background): splitting must split the objects, not the
+    background (the background field used to say "darkest", i.e. the objects' label 1)."""
+    img, _ = synthetic_nuclei((64, 64), seed=2)
+    viewer = make_napari_viewer()
+    viewer.add_image(img, name="img")
+    seg = dock(viewer, SEGMENT)
+    run_job(qtbot, seg)
+    layer = seg.labels_layer
+    assert layer.metadata["dem"]["task"] == "objects"
+    objects = layer.data == 1
+    ref = dock(viewer, REFINE)
+    assert ref.labels_combo.currentText() == layer.name and ref.background_edit.text() == "0"
+    assert ref.split_instances()
+    np.testing.assert_array_equal(layer.data > 0, objects)
+    assert layer.data.max() >= 3
 
 
 def test_refine_with_scribbles(make_napari_viewer, qtbot):

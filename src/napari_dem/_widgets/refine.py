@@ -74,8 +74,9 @@ class RefineWidget(DemDockWidget):
         tips = {
             self.labels_combo: "The Labels layer to edit (made by Segment or Batch, or any Labels layer).",
             self.background_edit: (
-                "Which label is background for the edits below: darkest (label 1), brightest (label K), "
-                "an id, or 0 once 'Set background' made it 0. Change it for dark objects on bright ground."
+                "Which label is background for the edits below: 0 (objects, instances, any other tool's "
+                "labels), darkest (label 1 of DEM's classes), brightest (label K) or an id. Set from "
+                "the layer when you pick it."
             ),
             self.merge_edit: "Label ids to merge into one, e.g. 2,3 when one kind of object got two labels.",
             self.merge_button: "Merge the ids listed on the left into the first of them (Ctrl+Z undoes).",
@@ -175,6 +176,7 @@ class RefineWidget(DemDockWidget):
             return
         dem = layer.metadata.get("dem", {})
         self.objects3d_check.setChecked(dem.get("mode") == "3d")
+        self.background_edit.setText(default_background(dem))
 
     # ------------------------------------------------------------------ edits
     def _layer_or_error(self) -> Labels:
@@ -375,6 +377,14 @@ class RefineWidget(DemDockWidget):
         self.scribble_button.setText("Refine with scribbles")
         if status == "cancelled":
             self.show_info("cancelled")
+
+
+def default_background(dem: dict[str, Any]) -> str:
+    """The background of a labels layer as its metadata tells it: "darkest" (label 1) for DEM's
+    classes, 0 for everything else (DEM's objects and instances, and napari's convention
+    for labels from any other tool). Splitting with label 1 as background on an objects
+    layer turned the background into instances and left the objects out."""
+    return "darkest" if dem.get("task") == "classes" and not dem.get("instances") else "0"
 
 
 def unpainted_change(before: np.ndarray, after: np.ndarray, scribbles: np.ndarray) -> float:

@@ -182,6 +182,50 @@ def test_scribbles_fix_a_wrong_split() -> None:
     assert np.all(guided[strokes > 0] == strokes[strokes > 0])
 
 
+def _dsb_strokes(before: np.ndarray) -> np.ndarray:
+    """The issue's strokes on a K=3 classes result: background rows (on background only), short
+    class-2 strokes in three dim nuclei, and one class-3 stroke across a dim nucleus' rim."""
+    from scipy import ndimage as ndi
+
+    comp, n = ndi.label(before >= 2)
+    idx = np.arange(1, n + 1)
+    has_bright = ndi.maximum(before == 3, comp, idx)
+    sizes = ndi.sum(np.ones_like(comp), comp, idx)
+    dim = [i + 1 for i in range(n) if not has_bright[i] and sizes[i] > 150]
+    assert len(dim) >= 4
+    strokes = np.zeros(before.shape, np.uint8)
+    strokes[5, :] = strokes[-6, :] = 1
+    strokes[(strokes == 1) & (before != 1)] = 0
+    for lab in dim[:3]:
+        ys, xs = np.nonzero(comp == lab)
+        strokes[int(ys.mean()), int(xs.mean()) - 3 : int(xs.mean()) + 4] = 2
+    ys, _ = np.nonzero(comp == dim[3])
+    rim = np.nonzero(comp[int(ys.mean())] == dim[3])[0].max()
+    strokes[int(ys.mean()), rim - 2 : rim + 3] = 3
+    return strokes
+
+
+def test_strokes_correct_classes_locally() -> None:
+    """Strokes constrain the classes they correct instead of re-seeding them: on a DSB2018 crop
+    (K=3 classes), a class-3 stroke touching a dim rim used to leave 2 % of the dim class's
+    unpainted pixels in it (60 % on the full image); starting from the labels being corrected,
+    the dim class keeps at least 90 % of them (97 % measured)."""
+    from napari_dem._sample_data import SAMPLES
+    from napari_dem.core.segmenter import DEMSegmenter
+
+    img = SAMPLES["nuclei2d"]()[0][:256, :256].astype(np.float32)
+    before = DEMSegmenter(n_clusters=3, task="classes", device="cpu").fit_predict(img, "YX")
+    strokes = _dsb_strokes(before)
+    guided = DEMSegmenter(n_clusters=3, task="classes", device="cpu")
+    after = guided.fit_predict(img, "YX", scribbles=strokes, previous=before)
+    free = strokes == 0
+    assert np.all(after[~free] == strokes[~free])
+    assert np.mean(after[(before == 2) & free] == 2) >= 0.9
+    assert np.mean(after[free] != before[free]) <= 0.1  # the widget's warning stays quiet
+    with pytest.raises(ValueError, match="labels to refine"):
+        guided.fit(img, "YX", scribbles=strokes, previous=np.full(img.shape, 4, np.uint8))
+
+
 def test_scribbles_must_fit_the_labels(tiny_model, nuclei2d) -> None:
     img, _ = nuclei2d
     with pytest.raises(ValueError, match="shape"):

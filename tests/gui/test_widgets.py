@@ -342,6 +342,29 @@ def test_refine_split_on_objects_keeps_the_background(make_napari_viewer, qtbot)
     assert layer.data.max() >= 3
 
 
+def test_scribbles_on_classes_start_from_the_labels(make_napari_viewer, qtbot, img2d):
+    """Strokes that agree with a classes result change (almost) nothing unpainted: the fit starts
+    from the layer's labels (cold-started, it re-drew the classes)."""
+    viewer = make_napari_viewer()
+    viewer.add_image(img2d, name="img")
+    seg = dock(viewer, SEGMENT)
+    seg.task_combo.setCurrentText("classes")
+    seg.clusters_spin.setValue(3)
+    run_job(qtbot, seg)
+    ref = dock(viewer, REFINE)
+    layer = seg.labels_layer
+    before = layer.data.copy()
+    scrib = ref.add_scribbles_layer()
+    for k in (1, 2, 3):  # a few pixels of every class, each painted with the class it has
+        scrib.data_setitem(tuple(np.argwhere(before == k)[::40].T), k)
+    painted = np.asarray(scrib.data) > 0
+    assert ref.refine_with_scribbles() is not None, ref.message.text()
+    qtbot.waitUntil(lambda: ref.last_status is not None, timeout=TIMEOUT)
+    assert ref.last_status == "done", ref.message.text()
+    assert np.mean(layer.data[~painted] != before[~painted]) < 0.02
+    assert "warning" not in ref.message.text()
+
+
 def test_refine_with_scribbles(make_napari_viewer, qtbot):
     img, mask = synthetic_nuclei((64, 64), seed=1)
     viewer = make_napari_viewer()

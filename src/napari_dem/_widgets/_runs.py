@@ -79,8 +79,10 @@ def run_segment(
     scribbles=None,
     progress=None,
     cancel=None,
+    previous=None,
 ) -> SegmentationResult:
-    """Segment ``image`` with the settings of ``meta`` and ``model`` (None: the default)."""
+    """Segment ``image`` with the settings of ``meta`` and ``model`` (None: the default);
+    ``scribbles`` guide the fit, starting from the classes ``previous`` (the labels they correct)."""
     from napari_dem.core.segment import segment
 
     return segment(
@@ -94,6 +96,7 @@ def run_segment(
         tile_size=meta.tile_size,
         task=meta.task,
         scribbles=scribbles,
+        previous=previous,
         progress=progress,
         cancel=cancel,
     )

@@ -340,13 +340,15 @@ class RefineWidget(DemDockWidget):
             return None
         layer, meta, scribbles = plan["layer"], plan["meta"], plan["scribbles"]
         before = np.array(layer.data, copy=True)
+        previous = before if refinable_classes(before, meta) else None
         session = self.session
 
         def fn(progress):
             model, _ = load_run_model(session, meta.model, meta.device)
             return run_segment(
-                plan["image"], meta, model, scribbles=scribbles, progress=progress, cancel=self.job.token
-            )
+                plan["image"], meta, model, scribbles=scribbles, progress=progress, cancel=self.job.token,
+                previous=previous,
+            )  # fmt: skip
 
         def on_result(result):
             labels = np.asarray(result.labels)
@@ -377,6 +379,12 @@ class RefineWidget(DemDockWidget):
         self.scribble_button.setText("Refine with scribbles")
         if status == "cancelled":
             self.show_info("cancelled")
+
+
+def refinable_classes(labels: np.ndarray, meta) -> bool:
+    """Whether the strokes can start from ``labels``: DEM classes 1..K (0 = cleared), not
+    objects (0/1) or instances, so that strokes correct those classes instead of re-seeding them."""
+    return meta.task == "classes" and not meta.instances and int(labels.max(initial=0)) <= meta.n_clusters
 
 
 def default_background(dem: dict[str, Any]) -> str:

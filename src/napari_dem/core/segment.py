@@ -129,6 +129,7 @@ def segment(
     rgb: bool | None = None,
     out: np.ndarray | None = None,
     scribbles: np.ndarray | None = None,
+    previous: np.ndarray | None = None,
     task: str = "auto",
     objects=None,
     background=None,
@@ -139,7 +140,8 @@ def segment(
 
     ``DEMSegmenter(model, n_clusters, ...).fit_predict(image, ...)``, see
     :class:`~.segmenter.DEMSegmenter` for the parameters. ``out`` may be any writable
-    array of the label shape (a zarr array, a memmap); ``scribbles`` guide the fit.
+    array of the label shape (a zarr array, a memmap); ``scribbles`` guide the fit, starting
+    from the classes ``previous`` when given (the labels the strokes correct).
 
     Raises ``ValueError``/``TypeError`` with a clear message for bad input and
     :class:`~.progress.Cancelled` when cancelled.
@@ -161,6 +163,13 @@ def segment(
         background=background,
     )
     labels = segmenter.fit_predict(
-        image, axes, scribbles=scribbles, rgb=rgb, out=out, progress=progress, cancel=cancel
+        image,
+        axes,
+        scribbles=scribbles,
+        rgb=rgb,
+        out=out,
+        progress=progress,
+        cancel=cancel,
+        previous=previous,
     )
     return SegmentationResult.of(segmenter, labels, parse_axes(axes, image.shape, rgb).label_axes)

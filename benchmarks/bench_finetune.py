@@ -2,10 +2,10 @@
 
 For DSB2018 (2D), stardist's 3D nuclei, and a synthetic image outside the training
 distribution (nuclei twice as large as any trained on, at high noise): the shipped
-model is fine-tuned in stages (0, 25, 50, 100, 200 steps, cumulative, lr 2e-4 as in
-the CLI and the widget) and scored after each stage. The plateau step is the first
-step after which the loss smoothed over 20 steps improves by less than 1 % of its
-range in the next 40 steps.
+model is fine-tuned in stages (0, 25, 50, 100, 200 steps, cumulative, lr 2e-4: the CLI's
+and the widget's default until 2026-11-30, now 5e-5, see ``bench_panel_finetune.py``) and
+scored after each stage. The plateau step is the first step after which the loss smoothed
+over 20 steps improves by less than 1 % of its range in the next 40 steps.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py
 """

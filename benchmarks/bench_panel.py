@@ -30,12 +30,13 @@ from napari_dem.core.metrics import matched_class_dice
 from napari_dem.data.families import PANEL_SEEDS, classes_image
 
 
-def dem_labels(case: Case, given: bool) -> tuple[np.ndarray, str]:
+def dem_labels(case: Case, given: bool, model=None) -> tuple[np.ndarray, str]:
     """DEM's output on ``case`` and what it decided: the default run (objects cases ask for
     instances, as a user who counts objects does), or the right K and task given. The voxel size
     of an anisotropic case goes in as the image's own metadata (a napari layer's scale, what the
-    CLI reads from an OME/ImageJ TIFF or OME-Zarr), not as an option."""
-    kwargs: dict[str, object] = {"device": "cpu"}
+    CLI reads from an OME/ImageJ TIFF or OME-Zarr), not as an option. ``model``: another model
+    than the shipped one (a fine-tuned one)."""
+    kwargs: dict[str, object] = {"device": "cpu", "model": model}
     if case.scale is not None:
         kwargs["scale"] = case.scale
     if case.task == "objects":

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skdata
 
-from napari_dem.core.model import DEMConfig, DEMModel, save_model
+from napari_dem.core.model import DEMConfig, DEMModel, load_default_model, save_model
 from napari_dem.core.train import TrainSettings, fine_tune, training_units
 from napari_dem.data.families import (
     TRAIN_SEEDS,
@@ -139,17 +139,29 @@ def corpus(ndim: int, which: str) -> tuple[list[np.ndarray], list[str]]:
     return units, names
 
 
-def train(ndim: int, steps: int, seed: int, out: Path = WEIGHTS, which: str = "nuclei") -> Path:
+def train(
+    ndim: int,
+    steps: int,
+    seed: int,
+    out: Path = WEIGHTS,
+    which: str = "nuclei",
+    from_shipped: bool = False,
+    lr: float = 2e-3,
+) -> Path:
+    """Train one model; ``from_shipped`` continues from the shipped weights instead of new ones."""
     units, names = corpus(ndim, which)
-    config = DEMConfig(
-        ndim=ndim,
-        width=16 if ndim == 2 else 8,
-        context_sigma=16.0 if ndim == 2 else CONTEXT_SIGMA_3D,
-        denoise_sigma=DENOISE_SIGMA,
-    )
-    model = DEMModel(config)
+    if from_shipped:
+        model = load_default_model(ndim, "cpu")
+    else:
+        config = DEMConfig(
+            ndim=ndim,
+            width=16 if ndim == 2 else 8,
+            context_sigma=16.0 if ndim == 2 else CONTEXT_SIGMA_3D,
+            denoise_sigma=DENOISE_SIGMA,
+        )
+        model = DEMModel(config)
     settings = TrainSettings(
-        steps=steps, batch_size=8 if ndim == 2 else 4, patch_size=96 if ndim == 2 else 32, seed=seed
+        steps=steps, batch_size=8 if ndim == 2 else 4, patch_size=96 if ndim == 2 else 32, seed=seed, lr=lr
     )
     t0 = time.perf_counter()
 
@@ -179,10 +191,18 @@ def main() -> None:
     ap.add_argument(
         "--out", type=Path, default=WEIGHTS, help="folder for the .pt files (default: the package's)"
     )
+    ap.add_argument(
+        "--corpus",
+        choices=("nuclei", "families"),
+        default="nuclei",
+        help="nuclei: the shipped models' corpus; families: plus every generated family (see docs)",
+    )
+    ap.add_argument("--from-shipped", action="store_true", help="continue from the shipped weights")
+    ap.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for ndim in (args.ndim,) if args.ndim else (2, 3):
-        train(ndim, args.steps, args.seed, args.out)
+        train(ndim, args.steps, args.seed, args.out, args.corpus, args.from_shipped, args.lr)
 
 
 if __name__ == "__main__":

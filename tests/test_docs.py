@@ -19,9 +19,10 @@ PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted(GUIDES.glob("*.
 FOREIGN = {"--no-deps", "--index-url", "--nthreads"}
 
 
-def _benchmark_options() -> set[str]:
-    """The options of the scripts in benchmarks/, read from their argparse calls."""
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "benchmarks").glob("*.py"))
+def _script_options() -> set[str]:
+    """The options of the scripts in benchmarks/ and scripts/, read from their argparse calls."""
+    paths = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in paths)
     return set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', text))
 
 
@@ -45,7 +46,7 @@ def _cli_options() -> set[str]:
 
 
 def test_every_cli_option_named_in_the_docs_exists() -> None:
-    known = _cli_options() | FOREIGN | _benchmark_options()
+    known = _cli_options() | FOREIGN | _script_options()
     named = {
         opt: _name(page)
         for page in PAGES

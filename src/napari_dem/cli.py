@@ -233,7 +233,7 @@ def _add_fine_tune_parser(sub) -> None:
         choices=("auto", "2d", "3d"),
         help="train a 2D or 3D model (default: from the start model, else auto)",
     )
-    ft.add_argument("--lr", type=float, default=2e-4, help="learning rate (default 2e-4)")
+    ft.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
     ft.add_argument(
         "--patch-size",
         type=_positive("patch size"),

@@ -51,7 +51,7 @@ def test_widget_loads(make_napari_viewer):
     _, w = viewer.window.add_plugin_dock_widget("napari-dem", FINETUNE)
     assert isinstance(w, FineTuneWidget)
     assert w.steps_spin.value() == 100
-    assert w.lr_spin.value() == pytest.approx(2e-4)
+    assert w.lr_spin.value() == pytest.approx(5e-5)
     assert w.patch_spin.value() == 96 and w.batch_spin.value() == 8
     assert w.start() is None  # no image: refused with a message
     assert "Image layer" in w.message.text()

@@ -163,8 +163,8 @@ class FineTuneWidget(DemDockWidget):
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(1e-6, 0.5)
-        self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(2e-4)
+        self.lr_spin.setSingleStep(1e-5)
+        self.lr_spin.setValue(5e-5)  # the CLI's: the panel's fine-tune benchmark, docs/benchmarks.md
         self.patch_spin = QSpinBox()
         self.patch_spin.setRange(16, 1024)
         self.patch_spin.setValue(96)

@@ -19,9 +19,14 @@ pytestmark = pytest.mark.gui
 SCRIPT = textwrap.dedent(
     """
     import sys
+    import tempfile
     import numpy as np
     import napari
+    from qtpy.QtCore import QSettings
     from qtpy.QtWidgets import QApplication
+
+    # the widgets remember their fields: start from the defaults, never from the user's file
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
 
     viewer = napari.Viewer(show=True)
     viewer.add_image(np.random.default_rng(0).random((64, 64)), name="img")

@@ -8,7 +8,14 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_dem.core.refine import object_radius, split_instances, split_parameters
-from napari_dem.core.select import choose_k, choose_task, count_modes, density_modes
+from napari_dem.core.select import (
+    MAX_ISLANDS,
+    choose_k,
+    choose_task,
+    count_modes,
+    density_modes,
+    island_stats,
+)
 from napari_dem.data.families import PANEL_SEEDS, TRAIN_SEEDS, classes_image, objects_image
 
 
@@ -79,6 +86,20 @@ def test_tessellating_tissue_classes_are_classes(k: int) -> None:
     choice = choose_task(truth, k)
     assert choice.task == "classes" and choice.objects == ()
     assert "classes" in choice.describe()
+
+
+def test_many_islands_are_measured_on_a_central_part_with_the_same_answer() -> None:
+    """Thousands of islands (a 2048 px image of nuclei) are measured on a central part holding
+    about MAX_ISLANDS of them: the count is scaled back, round islands stay round, and a sea
+    anywhere in the plane is still seen."""
+    yy, xx = np.mgrid[:9, :9]
+    disc = (yy - 4) ** 2 + (xx - 4) ** 2 <= 12
+    plane = np.tile(np.pad(disc, 1), (50, 50))  # 2500 discs in a 550 px square
+    n, solidity, sea = island_stats(plane)
+    assert 2500 > MAX_ISLANDS and abs(n - 2500) < 0.1 * 2500
+    assert solidity > 0.9 and not sea
+    plane[:, :200] = True  # one piece over a quarter of the field, outside the central part
+    assert island_stats(plane)[2]
 
 
 def test_object_radius_of_discs() -> None:

@@ -44,6 +44,10 @@ MIN_BACKGROUND = 0.2
 MAX_ISLAND = 0.25
 #: With three or more clusters, objects are smaller than this fraction of every background region.
 SIZE_RATIO = 0.6
+#: Islands the rule measures at most: beyond, it measures those in a central part of the plane
+#: (thousands of islands say no more than hundreds, and each costs a watershed seed search and
+#: a convex hull: 8 s of 12 on a 2048 px image of 2000 nuclei).
+MAX_ISLANDS = 600
 
 
 def _fit_1d_gmm(x: np.ndarray, k: int, rng: np.random.Generator, steps: int = 60) -> tuple[np.ndarray, ...]:
@@ -148,6 +152,14 @@ def planes(labels: np.ndarray) -> list[np.ndarray]:
     return [flat[int(f * (len(flat) - 1))] for f in (0.25, 0.5, 0.75)]
 
 
+def _central(plane: np.ndarray, fraction: float) -> np.ndarray:
+    """The central part of ``plane`` whose sides are ``fraction`` of the plane's."""
+    sizes = [max(1, round(n * fraction)) for n in plane.shape]
+    return plane[
+        tuple(slice((n - k) // 2, (n - k) // 2 + k) for n, k in zip(plane.shape, sizes, strict=True))
+    ]
+
+
 def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tuple[int, float, bool]:
     """(islands, area-weighted mean solidity, has a sea) of a 2D ``foreground`` mask.
 
@@ -160,15 +172,18 @@ def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tu
 
     from .refine import split_instances
 
+    pieces_before_split = np.bincount(ndi.label(foreground)[0].ravel())[1:]
+    sea = bool(len(pieces_before_split) and pieces_before_split.max() > max_fraction * foreground.size)
+    share = min(1.0, MAX_ISLANDS / max(1, len(pieces_before_split)))  # of the plane measured
+    if share < 1.0:
+        foreground = _central(foreground, np.sqrt(share))
     pieces = split_instances(foreground, min_distance=None, smooth=None, min_size=4)
     props = regionprops(pieces)
     if not props:
         return 0, 0.0, False
     areas = np.array([p.area for p in props], dtype=np.float64)
     solid = np.array([p.solidity if p.area >= 3 else 0.0 for p in props])
-    pieces_before_split = np.bincount(ndi.label(foreground)[0].ravel())[1:]
-    sea = bool(len(pieces_before_split) and pieces_before_split.max() > max_fraction * foreground.size)
-    return len(props), float((solid * areas).sum() / areas.sum()), sea
+    return round(len(props) / share), float((solid * areas).sum() / areas.sum()), sea
 
 
 def _candidates(n_clusters: int) -> Iterator[tuple[str, tuple[int, ...]]]:

@@ -18,6 +18,7 @@ from napari_dem.batch import (
     segment_to_zarr,
 )
 from napari_dem.cli import main
+from napari_dem.core.errors import InputError
 from napari_dem.core.progress import CancelToken
 from napari_dem.data.synthetic import synthetic_nuclei
 from napari_dem.io import read_image
@@ -215,6 +216,23 @@ def test_cancel_stops_and_leaves_no_partial_output(tmp_path: Path, model_file: s
 
 
 @pytest.mark.timeout(300)
+def test_shared_mixture_is_fitted_on_files_spread_over_the_inputs(tmp_path: Path, model_file: str) -> None:
+    """fit_shared picks files evenly over the list (the first and the last with max_files=2) and
+    is the segmenter fitted on exactly those; no file is an error."""
+    from napari_dem.batch import fit_shared
+    from napari_dem.core.segmenter import DEMSegmenter
+
+    paths = _images(tmp_path / "in", 3)
+    settings = BatchSettings(model=model_file, device="cpu", n_clusters=3)
+    shared = fit_shared(paths, settings, max_files=2)
+    first_last = [tifffile.imread(paths[0]), tifffile.imread(paths[2])]
+    ref = DEMSegmenter(model=model_file, n_clusters=3, device="cpu").fit(first_last, "YX")
+    middle = tifffile.imread(paths[1])
+    np.testing.assert_array_equal(shared.predict(middle, "YX"), ref.predict(middle, "YX"))
+    with pytest.raises(InputError, match="no files"):
+        fit_shared([], settings)
+
+
 def test_local_cluster_equals_local(tmp_path: Path, model_file: str) -> None:
     from distributed import LocalCluster
 

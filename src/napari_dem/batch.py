@@ -297,6 +297,33 @@ def segment_to_zarr(
     return out_path
 
 
+#: Files a shared mixture is fitted on at most (evenly spread over the inputs): the fit's sample
+#: is bounded anyway, and encoding thousands of files twice would double a batch's time.
+SHARED_FIT_FILES = 8
+
+
+def fit_shared(
+    inputs: list[Path],
+    settings: BatchSettings,
+    *,
+    max_files: int = SHARED_FIT_FILES,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> DEMSegmenter:
+    """One segmenter fitted on up to ``max_files`` of ``inputs`` (evenly spread), to label every
+    input with the same classes: "one mixture for all files" (the CLI's ``--fit-on``)."""
+    from .core.segmenter import DEMSegmenter
+    from .io import open_image
+
+    if not inputs:
+        raise InputError("no files to fit one mixture on")
+    picks = sorted({round(i * (len(inputs) - 1) / max(1, max_files - 1)) for i in range(max_files)})
+    opened = [open_image(inputs[i], settings.level) for i in picks]
+    segmenter = DEMSegmenter(**_segmenter_settings(settings))
+    axes = [settings.axes or f.axes for f in opened]
+    return segmenter.fit([f.data for f in opened], axes, progress=progress, cancel=cancel)
+
+
 def _segmenter_settings(settings: BatchSettings) -> dict[str, object]:
     """:class:`DEMSegmenter`'s parameters from the settings (the model loaded once per process)."""
     return {

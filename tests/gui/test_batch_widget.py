@@ -89,6 +89,28 @@ def test_folder_run_then_rerun_skips(make_napari_viewer, qtbot, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
 
 
+def test_folder_one_mixture_for_all_files_matches_the_core(make_napari_viewer, qtbot, tmp_path):
+    """ "one mixture for all files": the widget fits one segmenter and labels every file with it,
+    exactly as ``batch_segment(..., segmenter=fit_shared(...))`` does (the CLI's --fit-on)."""
+    import tifffile
+
+    from napari_dem.batch import batch_segment, fit_shared, output_path
+
+    viewer = make_napari_viewer()
+    inputs = _write_images(tmp_path / "in", 3)
+    w = _folder_widget(viewer, tmp_path / "in", tmp_path / "out")
+    w.shared_check.setChecked(True)
+    run_job(qtbot, w)
+    assert len(w.summary.done) == 3 and "one mixture for all files: K=" in w.message.text()
+    settings = w.settings()
+    core = batch_segment(inputs, tmp_path / "core", settings, segmenter=fit_shared(inputs, settings))
+    assert len(core.done) == 3
+    for src in inputs:
+        mine = tifffile.imread(output_path(src, tmp_path / "out", ".tif"))
+        theirs = tifffile.imread(output_path(src, tmp_path / "core", ".tif"))
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_folder_corrupt_file_failed_rest_done(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     _write_images(tmp_path / "in", 2)

@@ -105,6 +105,7 @@ class BatchWidget(DemDockWidget):
         self.folder_edit.setPlaceholderText("folder with the images")
         self.folder_button = _browse_button()
         self.pattern_edit = QLineEdit("*.tif")
+        self.shared_check = QCheckBox("one mixture for all files")
         # output
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("output folder")
@@ -150,6 +151,11 @@ class BatchWidget(DemDockWidget):
                 "Which files of the folder to segment, e.g. *.tif or *.zarr (the folder itself only, "
                 "not its sub-folders)."
             ),
+            self.shared_check: (
+                "Fit one mixture on up to 8 of the files (spread over the list) and label every file "
+                "with it, so that a label means the same class in every file. Off: each file is fitted "
+                "on its own (its own K and classes)."
+            ),
             self.out_edit: "Where label images are written, one per input, named <input>_labels.<format>.",
             self.out_button: "Choose the output folder.",
             self.format_combo: (
@@ -188,6 +194,7 @@ class BatchWidget(DemDockWidget):
         folder_form.setContentsMargins(0, 0, 0, 0)
         folder_form.addRow("folder", _row(self.folder_edit, self.folder_button))
         folder_form.addRow("pattern", self.pattern_edit)
+        folder_form.addRow("", self.shared_check)
 
         form = QFormLayout()
         form.addRow("output folder", _row(self.out_edit, self.out_button))
@@ -223,6 +230,7 @@ class BatchWidget(DemDockWidget):
             {
                 "source": self.source_combo,
                 "pattern": self.pattern_edit,
+                "shared": self.shared_check,
                 "output": self.out_edit,
                 "format": self.format_combo,
                 "n_clusters": self.clusters_spin,
@@ -316,7 +324,12 @@ class BatchWidget(DemDockWidget):
             inputs = list(expand_inputs([str(folder / pattern)]))
             if not inputs:
                 raise ValueError(f"no files match {pattern!r} in {folder}")
-            plan.update(inputs=inputs, settings=self.settings(), names=[p.name for p in inputs])
+            plan.update(
+                inputs=inputs,
+                settings=self.settings(),
+                names=[p.name for p in inputs],
+                shared=self.shared_check.isChecked(),
+            )
             return plan
 
         layer = self.image_layer()
@@ -415,11 +428,17 @@ class BatchWidget(DemDockWidget):
         self.file_bar.setValue(min(done, total) if total else 0)
 
     def _folder_fn(self, plan: dict[str, Any]):
-        from napari_dem.batch import batch_segment
+        from napari_dem.batch import batch_segment, fit_shared
 
         def fn(progress):
             plan["out_dir"].mkdir(parents=True, exist_ok=True)
-            return batch_segment(
+            segmenter = None
+            if plan["shared"]:  # one mixture, fitted first, then every file is labelled with it
+                segmenter = fit_shared(
+                    plan["inputs"], plan["settings"], progress=self._file_progress_fn(progress),
+                    cancel=self.job.token,
+                )  # fmt: skip
+            summary = batch_segment(
                 plan["inputs"],
                 plan["out_dir"],
                 plan["settings"],
@@ -428,7 +447,9 @@ class BatchWidget(DemDockWidget):
                 progress=self._progress_fn(progress),
                 cancel=self.job.token,
                 file_progress=self._file_progress_fn(progress),
+                segmenter=segmenter,
             )
+            return summary, segmenter
 
         return fn
 
@@ -537,8 +558,11 @@ class BatchWidget(DemDockWidget):
     # ------------------------------------------------------------------ results
     def _apply(self, plan: dict[str, Any], result) -> None:
         if plan["source"] == "folder":
+            result, segmenter = result
             self.summary = result
             lines = [result.line()]
+            if segmenter is not None:
+                lines.append(f"one mixture for all files: {segmenter.decision_.summary()}")
             lines += [f"failed: {Path(src).name}: {why}" for src, why in result.failed]
             self._result_text = "\n".join(lines)
             n = len(plan["names"])

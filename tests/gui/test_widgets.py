@@ -228,7 +228,9 @@ def _heartbeat_gaps(qtbot, run) -> tuple[np.ndarray, float]:
 
 
 def _core_thread() -> threading.Thread | None:
-    return next((t for t in threading.enumerate() if t.name == "napari-dem-core"), None)
+    """The widget's computation thread once it runs: ``enumerate`` also lists a thread that is
+    still starting, which cannot be joined yet (a CI run failed on that race)."""
+    return next((t for t in threading.enumerate() if t.name == "napari-dem-core" and t.is_alive()), None)
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import model_fingerprint, table
 from _panel_cases import Case, build_cases
 from bench_panel import dem_labels, score
-from napari_dem.cli import build_parser
+from napari_dem.cli import build_parser, fine_tune_settings
 from napari_dem.core.model import load_default_model
 from napari_dem.core.train import TrainSettings, fine_tune, training_units
 
@@ -31,13 +31,7 @@ from napari_dem.core.train import TrainSettings, fine_tune, training_units
 def cli_defaults(ndim: int, *options: str) -> TrainSettings:
     """``napari-dem fine-tune``'s settings when only ``options`` are given (read from its parser)."""
     args = build_parser().parse_args(["fine-tune", "image.tif", "-o", "model.pt", *options])
-    return TrainSettings(
-        steps=args.steps,
-        lr=args.lr,
-        seed=args.seed,
-        patch_size=args.patch_size or (96 if ndim == 2 else 32),
-        batch_size=args.batch_size or (8 if ndim == 2 else 4),
-    )
+    return fine_tune_settings(args, ndim)
 
 
 def fine_tuned(case: Case, options: list[str]) -> tuple[object, float]:

@@ -582,12 +582,29 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def fine_tune_settings(args: argparse.Namespace, ndim: int):
+    """``fine-tune``'s options as :class:`~napari_dem.core.train.TrainSettings` for a ``ndim`` model
+    (patch and batch size default per dimension); benchmarks read the CLI's defaults through it."""
+    from .core.train import TrainSettings
+
+    return TrainSettings(
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        patch_size=args.patch_size or (96 if ndim == 2 else 32),
+        batch_size=args.batch_size or (8 if ndim == 2 else 4),
+        flips=not args.no_augment,
+        rotations=not args.no_augment,
+        intensity_jitter=0.0 if args.no_augment else 0.2,
+    )
+
+
 def cmd_fine_tune(args: argparse.Namespace) -> int:
     from .api import get_model
     from .core.layout import parse_axes
     from .core.model import save_model
     from .core.segment import choose_mode
-    from .core.train import TrainSettings, fine_tune, training_units
+    from .core.train import fine_tune, training_units
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -603,16 +620,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     units = []
     for data, axes, _ in images:
         units += training_units(np.asarray(data), axes, ndim)
-    settings = TrainSettings(
-        steps=args.steps,
-        lr=args.lr,
-        seed=args.seed,
-        patch_size=args.patch_size or (96 if ndim == 2 else 32),
-        batch_size=args.batch_size or (8 if ndim == 2 else 4),
-        flips=not args.no_augment,
-        rotations=not args.no_augment,
-        intensity_jitter=0.0 if args.no_augment else 0.2,
-    )
+    settings = fine_tune_settings(args, ndim)
     t0 = time.perf_counter()
 
     def progress(rec):

@@ -71,6 +71,7 @@ class _CountingArray:
         return block
 
 
+@pytest.mark.slow
 def test_lazy_stack_is_never_materialised(tmp_path: Path, tiny_model, model_file: str) -> None:
     """A dask stack generated frame by frame is segmented into zarr one tile at a time."""
     import dask.array as da
@@ -233,6 +234,7 @@ def test_shared_mixture_is_fitted_on_files_spread_over_the_inputs(tmp_path: Path
         fit_shared([], settings)
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_local(tmp_path: Path, model_file: str) -> None:
     from distributed import LocalCluster
 

@@ -161,6 +161,7 @@ def test_fine_tune_then_segment_with_the_model(tmp_path: Path, image_file: Path)
     assert main(["fine-tune", str(image_file), "-o", str(model), "--steps", "1", "-q"]) == 2  # exists
 
 
+@pytest.mark.slow
 def test_console_script_runs_and_reports_progress_on_stderr(tmp_path: Path, image_file: Path) -> None:
     exe = Path(sys.executable).with_name("napari-dem")
     out = tmp_path / "o.npy"
@@ -194,6 +195,7 @@ def test_single_zarr_stack_is_written_tile_by_tile(tmp_path: Path, capsys) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.zarr", "stack.zarr"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shape", "axes"),
     [((1500, 1500, 3), None), ((3, 8, 300, 300), "CZYX")],

@@ -298,6 +298,12 @@ def _add_cluster_parser(sub) -> None:
     cl.add_argument(
         "--size", type=_positive("size"), default=28, help="model input side in pixels (default 28)"
     )
+    cl.add_argument(
+        "--no-align",
+        action="store_true",
+        help="volumes as they are: by default each is turned to its object's principal axes and "
+        "scaled to its extent (one object per volume); use this for whole 3D scenes",
+    )
     cl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cl.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     cl.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -344,7 +350,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if len(axes) != stack.ndim:
             raise CliError(f"--axes {axes} does not fit the stack's shape {stack.shape}")
     try:
-        images, notes = prepare_images(stack, args.size, axes=args.axes)
+        images, notes = prepare_images(stack, args.size, axes=args.axes, align=not args.no_align)
     except ValueError as exc:  # prepare_images only checks the images: a bad input
         raise CliError(str(exc)) from exc
     if args.clusters > len(images):

@@ -22,7 +22,7 @@ import napari_dem.core  # noqa: F401,E402  (crash guard first)
 
 CLUSTER = "Cluster objects (DEM)"
 TIMEOUT = 180_000  # about 4 s on 2 idle cores; generous for a busy machine
-STEPS = 60  # enough to run every stage; accuracy is not checked here
+STEPS = 20  # enough to run every stage; accuracy is not checked here
 
 
 def _shapes_scene(n_each: int = 30, cell: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

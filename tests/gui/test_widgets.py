@@ -233,7 +233,6 @@ def _core_thread() -> threading.Thread | None:
     return next((t for t in threading.enumerate() if t.name == "napari-dem-core" and t.is_alive()), None)
 
 
-@pytest.mark.slow
 def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     """While the widget's run computes, the GUI thread's heartbeat is not much worse than
     while the same core computation runs in a plain thread.

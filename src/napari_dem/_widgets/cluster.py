@@ -394,7 +394,8 @@ class ClusterWidget(DemDockWidget):
             stack, ids = image, np.arange(image.shape[0], dtype=np.int64)
             side = s["size"]
         check_cancel(token)
-        images, notes = prepare_images(stack, size=s["size"], volume_size=side)
+        # objects are aligned to their principal axes; frames are scenes and stay as they are
+        images, notes = prepare_images(stack, size=s["size"], volume_size=side, align=s["mode"] == "objects")
         check_cancel(token)
         result = cluster_images(
             images,

@@ -6,7 +6,7 @@ objectives, one module each (the first of :data:`METHODS` is the default): :mod:
 as the cluster head), :mod:`.joint` (2D/3D intra-inter contrastive clustering, the one that
 mixes images and volumes),
 :mod:`.depict` and :mod:`.nmm`. :mod:`.train` holds the shared loop: the stopping rule and the
-calibrated confidence. :mod:`.items` prepares the items.
+confidence margin. :mod:`.items` prepares the items.
 """
 
 from .base import ClusterSettings

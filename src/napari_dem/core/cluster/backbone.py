@@ -3,8 +3,8 @@
 The encoder maps an item to a feature vector ``h``; each objective puts its own cluster head on
 ``h``. Training signal comes mostly from *views*: two random augmentations of the same item must
 land in the same cluster. The augmentations say what a cluster should ignore: position, small
-rotations, zoom, shear, brightness and contrast, noise for 2D images; any 3D rotation for
-volumes (objects in a Z-stack have no preferred orientation).
+rotations, zoom, shear, brightness and contrast, noise for 2D images; for volumes, which come
+in their object's principal-axis frame (:mod:`.items`), a flip of each axis and a small turn.
 """
 
 from __future__ import annotations
@@ -65,13 +65,24 @@ def _uniform(n: int, gen: torch.Generator, amp: float) -> torch.Tensor:
     return (torch.rand(n, generator=gen) * 2 - 1) * amp
 
 
-def _rotation3d(n: int, gen: torch.Generator) -> torch.Tensor:
-    """``n`` uniformly random 3D rotation matrices (QR of Gaussian matrices, sign-fixed)."""
-    q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=gen))
-    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2)).unsqueeze(1)
-    flip = torch.det(q) < 0
-    q[flip, :, 0] = -q[flip, :, 0]
-    return q
+def _rotation3d(n: int, gen: torch.Generator, degrees: float) -> torch.Tensor:
+    """``n`` random 3D rotations: a turn of up to ``degrees`` about a random axis (Rodrigues),
+    composed with a random sign flip of each axis.
+
+    Volumes come in their principal-axis frame (:mod:`.items`), which is defined only up to the
+    sign of each axis: the flips make a cluster ignore that sign, the small turn the error of the
+    estimated axes. Any 3D rotation instead would throw the alignment away (shapes3d at noise 0.5:
+    ACC 0.97 after 100 steps falling to 0.30 at 300).
+    """
+    u = torch.randn(n, 3, generator=gen)
+    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-9)
+    a = _uniform(n, gen, math.radians(degrees)).view(n, 1, 1)
+    k = torch.zeros(n, 3, 3)
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -u[:, 2], u[:, 1], -u[:, 0]
+    k = k - k.transpose(1, 2)
+    rot = torch.eye(3) + torch.sin(a) * k + (1 - torch.cos(a)) * (k @ k)
+    flips = torch.where(torch.rand(n, 3, generator=gen) < 0.5, -1.0, 1.0)
+    return rot * flips.unsqueeze(1)
 
 
 def augment(
@@ -87,9 +98,10 @@ def augment(
 ) -> torch.Tensor:
     """Random views of ``(N, 1, S, S)`` images or ``(N, 1, V, V, V)`` volumes.
 
-    Geometry (one resampling): 2D rotation up to ``rotation`` degrees and shear, or any 3D
-    rotation for volumes; zoom ``1 +- zoom``; shift up to ``shift`` of the half-side. Intensity:
-    gamma ``exp(+-gamma)``, contrast ``1 +- contrast``, Gaussian noise of s.d. ``noise``. All
+    Geometry (one resampling): 2D rotation up to ``rotation`` degrees and shear, or for volumes
+    a turn of up to ``rotation`` degrees about a random axis with a random flip of each axis;
+    zoom ``1 +- zoom``; shift up to ``shift`` of the half-side. Intensity: gamma
+    ``exp(+-gamma)``, contrast ``1 +- contrast``, Gaussian noise of s.d. ``noise``. All
     randomness comes from ``gen``, so a seed gives the same views on any machine.
     """
     n, dims = len(x), x.ndim - 2
@@ -101,7 +113,7 @@ def augment(
             [torch.zeros(n), _uniform(n, gen, shear), torch.zeros(n), torch.zeros(n)], 1
         ).view(n, 2, 2)
     else:
-        rot = _rotation3d(n, gen)
+        rot = _rotation3d(n, gen, rotation)
     theta = torch.cat([rot / s.view(n, 1, 1), (torch.rand(n, dims, 1, generator=gen) * 2 - 1) * shift], 2)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False).clamp(0, 1)

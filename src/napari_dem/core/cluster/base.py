@@ -33,7 +33,7 @@ class ClusterSettings:
     width: int = 16  #: channels of the first conv block
     feat_dim: int = 128  #: encoder output
     latent_dim: int = 16  #: code for the mixture heads (dem, nmm)
-    rotation: float = 20.0  #: 2D view rotation in degrees (volumes: any 3D rotation)
+    rotation: float = 20.0  #: view rotation in degrees (volumes: about a random axis, plus axis flips)
     zoom: float = 0.15
     shift: float = 0.12
     balance_weight: float = 5.0  #: - H(mean posterior): even clusters

@@ -8,7 +8,7 @@ One 2D encoder serves images and the Z-slices of volumes:
   the two views' cluster-probability matrices), with the shared view terms;
 * **volume embedding**: the slice embeddings of a volume (with a learned position per slice)
   are pooled by attention into one embedding, which goes through the same heads as an image;
-* **inter (3D)**: the two views of a volume (independent 3D rotations) must agree on the
+* **inter (3D)**: the two views of a volume (independent flips and small turns) must agree on the
   cluster and on the instance (the same contrastive clustering, on volume embeddings);
 * **masked-slice-embedding prediction**: a fraction of a volume's slice embeddings is hidden, and
   a small MLP predicts each hidden one from the attention-pooled rest and its position.

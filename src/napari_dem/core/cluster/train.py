@@ -1,17 +1,23 @@
-"""The training loop every method shares: batches, the stopping rule, calibrated confidence.
+"""The training loop every method shares: batches, the stopping rule, the confidence margin.
 
 **Stopping rule.** Every ``check_every`` steps the cluster of every item is read off (clean
-items, batch norm in inference mode); training stops when fewer than ``tolerance`` of the items
-changed cluster since the previous check (and at least ``min_steps`` were taken), or at the step
-cap. It counts steps, never seconds, so a seed gives the same result on any machine.
+items, batch norm in inference mode with statistics recomputed over all items); training stops
+when fewer than ``tolerance`` of the items changed cluster since the previous check (and at
+least ``min_steps`` were taken), or at the step cap. It counts steps, never seconds, so a seed
+gives the same result on any machine.
 
-**Confidence.** Softmax posteriors of a trained network are nearly always ~1. So the cluster
-logits are divided by a temperature fitted on the items themselves (the clean item's posterior
-must predict the cluster a random augmentation of it lands in: minimum cross-entropy over a grid),
-and the final posterior is the mean of the tempered posteriors of the item and of ``tta_views``
-augmentations of it. The reported cluster is the clean item's; the confidence is the final
-posterior of that cluster: low for items whose views fall in different clusters, e.g. items
-between two clusters.
+**Confidence.** Softmax posteriors of a trained network are ~1 for nearly every item, and a
+temperature fitted to make them predict the clusters of augmented views stayed at its lowest
+value when views never change cluster (bars and crosses: every confidence 1.000). The
+confidence is therefore a stated margin in the encoder's feature space: with ``d_own`` the
+distance of an item's features to the centre (mean features) of its cluster and ``d_other``
+the distance to the nearest other cluster's centre, ``d_other / (d_own + d_other)``: 1 at its
+cluster's centre, 0.5 when as close to another cluster, below 0.5 when closer to another one.
+It is multiplied by the share of the item and its ``tta_views`` augmentations that the
+network puts in that cluster, so an item whose views fall in other clusters scores lower too.
+(Averaging the views' own margins instead blurred the contrast: bars 0.86, crosses halfway
+between them 0.81, against 0.96 and 0.79 for the clean margin.) The reported cluster is the
+clean item's.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..progress import CancelToken, ProgressFn, check_cancel, report
 from .base import ClusterSettings, Method
@@ -39,12 +44,11 @@ _CLASSES: dict[str, type[Method]] = {"dem": Dem, "gedi": Gedi, "joint": Joint, "
 @dataclass
 class ClusterResult:
     labels: np.ndarray  #: (N,) cluster ids 1..K
-    confidence: np.ndarray  #: (N,) calibrated posterior of the chosen cluster, in [0, 1]
+    confidence: np.ndarray  #: (N,) margin of the chosen cluster in feature space, in [0, 1]
     embedding: np.ndarray  #: (N, F) encoder features
     method: str = "gedi"
     steps: int = 0  #: training steps taken
     stop_reason: str = ""  #: why training stopped (stable assignments or the step cap)
-    temperature: float = 1.0  #: fitted logit temperature of the confidence
 
 
 def _check(items, n_clusters: int) -> tuple[dict[str, torch.Tensor], np.ndarray | None]:
@@ -86,6 +90,29 @@ class _Batches:
         return self.x[idx]
 
 
+def _calibrate_norms(model: Method, kinds, dev, chunk: int = 512) -> None:
+    """Batch-norm statistics recomputed on all clean items ("precise BN") before items are read.
+
+    The running averages follow the last few augmented batches, so the clusters read with them
+    jittered from check to check (shapes3d: ACC between 0.86 and 1.0 at successive checks); the
+    exact mean and variance over the items themselves do not move between checks unless the
+    weights do. Training is unaffected: it uses each batch's own statistics.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the chunks
+    model.train()
+    with torch.no_grad():
+        for x in kinds.values():
+            for i in range(0, len(x), chunk):
+                if len(x[i : i + chunk]) > 1:
+                    model.embed(x[i : i + chunk].to(dev))
+    for m, mom in zip(norms, saved, strict=True):
+        m.momentum = mom
+
+
 def _features(model: Method, kinds, order, dev, gen: torch.Generator | None = None, chunk: int = 512):
     """Encoder features of all items in item order (views when ``gen`` is given), inference mode."""
     from .backbone import augment
@@ -116,31 +143,37 @@ def _logits(model: Method, h: torch.Tensor) -> torch.Tensor:
         return model.logits_all(h)
 
 
-def _temperature(clean: torch.Tensor, views: list[torch.Tensor]) -> float:
-    """The temperature whose tempered clean posterior best predicts the views' clusters."""
-    best, best_t = float("inf"), 1.0
-    for t in np.geomspace(0.25, 64, 49):
-        nll = sum(F.cross_entropy(clean / t, v.argmax(1)).item() for v in views)
-        if nll < best:
-            best, best_t = nll, float(t)
-    return best_t
+def _margin(h: torch.Tensor, lab: torch.Tensor, centres: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """``d_other / (d_own + d_other)`` of each feature vector: its distance to the centre of its
+    cluster ``lab`` against the distance to the nearest other (non-empty) cluster's centre."""
+    d = torch.cdist(h, centres)
+    own = d.gather(1, lab[:, None])[:, 0]
+    others = d.masked_fill(~used[None], float("inf")).scatter(1, lab[:, None], float("inf"))
+    other = others.min(1).values
+    return torch.where(torch.isinf(other), torch.ones_like(own), other / (own + other).clamp_min(1e-12))
 
 
 def _assign(
     model: Method, kinds, order, dev, gen: torch.Generator, tta_views: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Final labels, confidences, embedding and temperature of the trained model.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Final labels, confidences and embedding of the trained model.
 
-    The clean pass decides the labels; augmented views calibrate the confidence (temperature).
+    The clean pass decides the labels; the confidence is the item's margin in feature space
+    times the share of it and its ``tta_views`` augmentations that stay in its cluster.
     """
+    _calibrate_norms(model, kinds, dev)
     h = _features(model, kinds, order, dev)
-    clean = _logits(model, h)
-    views = [_logits(model, _features(model, kinds, order, dev, gen)) for _ in range(tta_views)]
-    t = _temperature(clean, views) if views else 1.0
-    post = torch.stack([F.softmax(v / t, 1) for v in [clean, *views]]).mean(0).cpu()
-    lab = clean.argmax(1).cpu()  # the clean item decides (digits: 0.959 vs 0.945 for the mean's argmax)
-    conf = post.gather(1, lab[:, None])[:, 0]
-    return lab, conf, h, t
+    lab = _logits(model, h).argmax(1)
+    k = model.k
+    counts = torch.bincount(lab, minlength=k)
+    centres = torch.zeros(k, h.shape[1], device=h.device).index_add_(0, lab, h)
+    centres = centres / counts.clamp_min(1)[:, None]
+    used = counts > 0
+    stay = torch.ones(len(h), device=h.device)
+    for _ in range(tta_views):
+        stay += (_logits(model, _features(model, kinds, order, dev, gen)).argmax(1) == lab).float()
+    conf = _margin(h, lab, centres, used) * stay / (tta_views + 1)
+    return lab.cpu(), conf.cpu(), h
 
 
 def cluster_images(
@@ -195,6 +228,7 @@ def cluster_images(
         opt.step()
         message = f"{method}: training"
         if step % s.check_every == 0 and step < cap:
+            _calibrate_norms(model, kinds, dev)
             labels = _logits(model, _features(model, kinds, order, dev)).argmax(1)
             if on_check is not None:
                 on_check(step, labels.cpu().numpy())
@@ -210,7 +244,7 @@ def cluster_images(
                     break
             previous = labels
         report(progress, step, cap, message)
-    lab, conf, h, t = _assign(model, kinds, order, dev, gen, s.tta_views)
+    lab, conf, h = _assign(model, kinds, order, dev, gen, s.tta_views)
     assert len(lab) == n
     return ClusterResult(
         labels=(lab.numpy() + 1).astype(np.int64),
@@ -219,5 +253,4 @@ def cluster_images(
         method=method,
         steps=step,
         stop_reason=reason,
-        temperature=t,
     )

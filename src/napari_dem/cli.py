@@ -304,6 +304,13 @@ def _add_cluster_parser(sub) -> None:
         help="volumes as they are: by default each is turned to its object's principal axes and "
         "scaled to its extent (one object per volume); use this for whole 3D scenes",
     )
+    cl.add_argument(
+        "--scale",
+        type=_scale,
+        default=None,
+        metavar="Z,Y,X",
+        help="voxel size of the volumes, e.g. 2,0.5,0.5, for their pose (default: cubic voxels)",
+    )
     cl.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cl.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     cl.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -350,7 +357,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if len(axes) != stack.ndim:
             raise CliError(f"--axes {axes} does not fit the stack's shape {stack.shape}")
     try:
-        images, notes = prepare_images(stack, args.size, axes=args.axes, align=not args.no_align)
+        spacing = None if args.scale is None else (args.scale * 3 if len(args.scale) == 1 else args.scale)
+        images, notes = prepare_images(
+            stack, args.size, axes=args.axes, align=not args.no_align, spacing=spacing
+        )
     except ValueError as exc:  # prepare_images only checks the images: a bad input
         raise CliError(str(exc)) from exc
     if args.clusters > len(images):

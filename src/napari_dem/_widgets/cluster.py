@@ -294,6 +294,8 @@ class ClusterWidget(DemDockWidget):
             axes=axes,
             geometry=labels_geometry(labels, axes),
             name=labels.name + CLUSTERS_SUFFIX,
+            # the voxel size, for the pose of 3D objects (a Z-stack's Z step is often coarser)
+            spacing=tuple(float(v) for v in labels.scale[-3:]) if axes.endswith("ZYX") else None,
         )
         return plan
 
@@ -395,7 +397,9 @@ class ClusterWidget(DemDockWidget):
             side = s["size"]
         check_cancel(token)
         # objects are aligned to their principal axes; frames are scenes and stay as they are
-        images, notes = prepare_images(stack, size=s["size"], volume_size=side, align=s["mode"] == "objects")
+        images, notes = prepare_images(
+            stack, size=s["size"], volume_size=side, align=s["mode"] == "objects", spacing=plan.get("spacing")
+        )
         check_cancel(token)
         result = cluster_images(
             images,

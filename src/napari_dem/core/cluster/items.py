@@ -76,9 +76,10 @@ def _resized(item: np.ndarray, side: int) -> np.ndarray:
     return resize(item, target, anti_aliasing=max(item.shape) > side)
 
 
-def _pose(item: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _pose(item: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Centre, principal axes (columns, largest first, right-handed) and half-extent of the
-    largest bright component of a volume, or None when it has none.
+    largest bright component of a volume, in physical units (voxel index x ``spacing``), or
+    None when it has none.
 
     The volume is smoothed first (sigma = side / 16, at least 1 voxel): the pose of a noisy object
     comes from its smoothed mass (shapes3d at noise 0.5: k-means on canonical voxels ACC 0.78
@@ -88,7 +89,7 @@ def _pose(item: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
 
-    smooth = ndi.gaussian_filter(item, max(1.0, max(item.shape) / 16))
+    smooth = ndi.gaussian_filter(item, max(1.0, max(item.shape) / 16) * spacing.min() / spacing)
     if smooth.max() - smooth.min() < 1e-9:
         return None
     lab, n = ndi.label(smooth > threshold_otsu(smooth))
@@ -98,7 +99,7 @@ def _pose(item: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     w = np.clip(smooth - np.median(smooth), 0, None) * mask
     if w.sum() <= 0 or mask.sum() < 4:
         return None
-    pts = np.argwhere(w > 0).astype(np.float64)
+    pts = np.argwhere(w > 0) * spacing
     ww = w[w > 0]
     centre = (pts * ww[:, None]).sum(0) / ww.sum()
     d = pts - centre
@@ -106,21 +107,26 @@ def _pose(item: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
     axes = axes[:, ::-1].copy()
     if np.linalg.det(axes) < 0:
         axes[:, 2] *= -1
-    return centre, axes, 2.2 * float(np.sqrt(max(ev[-1], 0.25)))
+    return centre, axes, 2.2 * float(np.sqrt(max(ev[-1], 0.25 * spacing.min() ** 2)))
 
 
-def canonical_volume(item: np.ndarray, side: int) -> np.ndarray:
+def canonical_volume(item: np.ndarray, side: int, spacing=None) -> np.ndarray:
     """``side^3`` resampling of a volume in its object's frame: centred on the object, axes along
     its principal axes (longest first), half-side 2.2 s.d. of its mass along the longest axis.
-    A volume with no object (constant, or no bright component) is resized as it is."""
+    ``spacing``: the voxel size (Z, Y, X; any unit): a Z-stack's coarser Z step would otherwise
+    squash every object along Z. A volume with no object (constant, or no bright component) is
+    resized as it is."""
     from scipy import ndimage as ndi
 
-    pose = _pose(item)
+    spacing = np.ones(3) if spacing is None else np.asarray(spacing, np.float64)
+    if spacing.shape != (3,) or not np.all(spacing > 0):
+        raise ValueError(f"the voxel size must be 3 positive numbers (Z, Y, X), got {spacing.tolist()}")
+    pose = _pose(item, spacing)
     if pose is None:
         return _resized(item, side)
     centre, axes, half = pose
     grid = (np.indices((side,) * 3).reshape(3, -1).T + 0.5) / side * 2 - 1  # (-1, 1) cell centres
-    coords = (grid * half) @ axes.T + centre
+    coords = ((grid * half) @ axes.T + centre) / spacing  # physical -> voxel index
     return ndi.map_coordinates(item, coords.T, order=1, mode="constant").reshape((side,) * 3)
 
 
@@ -151,7 +157,12 @@ def split_items(stack, axes: str | None = None) -> list[np.ndarray]:
 
 
 def prepare_images(
-    stack, size: int = 28, axes: str | None = None, volume_size: int = VOLUME_SIZE, align: bool = True
+    stack,
+    size: int = 28,
+    axes: str | None = None,
+    volume_size: int = VOLUME_SIZE,
+    align: bool = True,
+    spacing=None,
 ) -> tuple[np.ndarray | MixedItems, list[str]]:
     """Scaled, resized items and notes: ``(N, 1, size, size)`` for images, ``(N, 1, V, V, V)``
     (``V = volume_size``) for volumes, :class:`MixedItems` for a mix.
@@ -160,6 +171,7 @@ def prepare_images(
     4D array is N volumes unless its last axis has 3 or 4 entries) or a list of 2D/3D arrays.
     ``align``: bring each volume to its object's canonical pose (:func:`canonical_volume`); off
     for volumes that are whole scenes (the frames of a 3D time-lapse), not one object each.
+    ``spacing``: the voxel size (Z, Y, X) of the volumes, for the pose (Z-stacks).
     """
     items = split_items(stack, axes)
     notes: list[str] = []
@@ -178,8 +190,11 @@ def prepare_images(
         notes.append(POSE_NOTE)
     scaled = [_scaled(g, i) for i, g in enumerate(items)]
     images = np.stack([_resized(g, size) for g in scaled if g.ndim == 2]) if flat else None
-    pose = canonical_volume if align else _resized
-    volumes = np.stack([pose(g, volume_size) for g in scaled if g.ndim == 3]) if vols else None
+
+    def volume(g: np.ndarray) -> np.ndarray:
+        return canonical_volume(g, volume_size, spacing) if align else _resized(g, volume_size)
+
+    volumes = np.stack([volume(g) for g in scaled if g.ndim == 3]) if vols else None
     if volumes is None:
         return images[:, None].astype(np.float32), notes
     if images is None:

@@ -330,7 +330,7 @@ def test_cli_volumes_voxel_size_and_no_align(tmp_path: Path, capsys) -> None:
     assert POSE_NOTE not in capsys.readouterr().err
     assert main([*base, "--scale", "2,1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "3 positive numbers" in err and "\n" not in err
+    assert "--scale gives 2 values" in err and "\n" not in err
 
 
 def test_cli_folder_mixed_sizes_with_note(tmp_path: Path, capsys) -> None:

@@ -343,6 +343,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     from .core.cluster import cluster_images, guess_axes, prepare_images
     from .core.progress import StderrProgress
     from .io import atomic_path
+    from .provenance import resolve_scale, scale_tuple
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -357,7 +358,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         if len(axes) != stack.ndim:
             raise CliError(f"--axes {axes} does not fit the stack's shape {stack.shape}")
     try:
-        spacing = None if args.scale is None else (args.scale * 3 if len(args.scale) == 1 else args.scale)
+        # the project's one scale rule: one value for all axes, else one per spatial axis
+        spacing = scale_tuple(resolve_scale("ZYX", explicit=args.scale), "ZYX")
         images, notes = prepare_images(
             stack, args.size, axes=args.axes, align=not args.no_align, spacing=spacing
         )

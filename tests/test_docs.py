@@ -224,3 +224,18 @@ def test_every_image_in_docs_images_has_a_generator() -> None:
     made = {name for fn in figures.values() for name in re.findall(r"[\w-]+\.png", fn.__doc__.split(":")[0])}
     images = {p.name for p in (DOCS / "images").glob("*.png")}
     assert images <= made, f"no generator in docs/make_screenshots.py for {sorted(images - made)}"
+
+
+def test_auto_k_numbers_in_the_method_page_are_the_codes() -> None:
+    from napari_dem.core import select
+
+    text = " ".join((DOCS / "method.md").read_text(encoding="utf-8").split())
+    said = re.search(
+        r"mixture with (\d+) components .*? dips below ([\d.]+) of the lower one; K is at most (\d+)", text
+    )
+    assert said, "docs/method.md no longer states the auto-K rule's numbers"
+    assert (int(said[1]), float(said[2]), int(said[3])) == (
+        select.DENSITY_COMPONENTS,
+        select.DIP_RATIO,
+        select.MAX_AUTO_K,
+    )

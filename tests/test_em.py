@@ -66,6 +66,30 @@ def test_em_steps_match_sklearn(n_iter: int) -> None:
     np.testing.assert_allclose(log_lik[0].numpy(), gm.score_samples(x), atol=1e-6)
 
 
+@pytest.mark.parametrize("n_iter", [1, 5])
+def test_tied_em_matches_sklearn_tied(n_iter: int) -> None:
+    """The classes task's shared-variance mixture is scikit-learn's "tied" EM (1D: tied = diag)."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 0.3, 700), rng.normal(2, 1.2, 300), rng.normal(5, 0.5, 200)])[:, None]
+    means0, var0, w0, reg = np.array([[-0.5], [1.5], [4.0]]), 1.0, np.full(3, 1 / 3), 1e-6
+    gm = GaussianMixture(
+        3, covariance_type="tied", max_iter=n_iter, tol=0.0, reg_covar=reg, weights_init=w0,
+        means_init=means0, precisions_init=np.array([[1 / var0]]), random_state=0,
+    )  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(x)
+    w, mu = torch.log(torch.tensor(w0)).unsqueeze(0), torch.tensor(means0).unsqueeze(0)
+    init = GMMParams(w, mu, torch.full((1, 3, 1), var0))
+    params, _, _ = fit_gmm(torch.tensor(x).unsqueeze(0), 3, n_iter, reg_covar=reg, init=init, tied=True)
+    np.testing.assert_allclose(params.log_weights.exp()[0].numpy(), gm.weights_, atol=1e-6)
+    np.testing.assert_allclose(params.means[0].numpy(), gm.means_, atol=1e-6)
+    shared = np.full(3, gm.covariances_[0, 0])
+    np.testing.assert_allclose(params.variances[0, :, 0].numpy(), shared, rtol=1e-6)
+
+
 def test_log_likelihood_never_decreases() -> None:
     x = torch.tensor(_blobs(800, seed=3), dtype=torch.float64).unsqueeze(0)
     _, _, history = fit_gmm(x, 3, 30, generator=torch.Generator().manual_seed(0))

@@ -141,6 +141,19 @@ def params_from_statistics(
     return GMMParams(log_weights, means, variances)
 
 
+def tie_variances(params: GMMParams) -> GMMParams:
+    """The same mixture with one variance for all components: their weighted mean, which is
+    the pooled within-component variance (scikit-learn's tied M-step, diagonal).
+
+    Why: classes of a tissue image differ in mean but rarely in noise; with free variances a
+    broad component (a class under a bias field) swallows the tails of its narrow neighbours,
+    and the label boundaries drift away from the midpoints that multi-Otsu and k-means find.
+    """
+    w = params.log_weights.exp().unsqueeze(-1)  # (B, K, 1)
+    pooled = (w * params.variances).sum(-2, keepdim=True) / w.sum(-2, keepdim=True)
+    return GMMParams(params.log_weights, params.means, pooled.expand_as(params.variances))
+
+
 def kmeans_plus_plus(
     x: torch.Tensor, n_components: int, generator: torch.Generator, n_local_trials: int = 1
 ) -> torch.Tensor:
@@ -217,11 +230,13 @@ def fit_gmm(
     init: GMMParams | None = None,
     clamp: torch.Tensor | None = None,
     point_weights: torch.Tensor | None = None,
+    tied: bool = False,
 ) -> tuple[GMMParams, torch.Tensor, list[torch.Tensor]]:
     """Unrolled batch EM: returns final params, final log responsibilities, mean log-lik per step.
 
     Every operation is differentiable in ``x`` (except the choice of k-means seeds),
     so this is a layer: DEM backpropagates its losses through these ``n_steps``.
+    ``tied``: all components share one (diagonal) variance, scikit-learn's "tied" M-step.
     """
     if x.ndim != 3:
         raise ValueError(f"fit_gmm expects (B, N, D) features, got shape {tuple(x.shape)}")
@@ -239,10 +254,14 @@ def fit_gmm(
         params = m_step(x, resp0, reg_covar, point_weights)
     else:
         params = init
+    if tied:
+        params = tie_variances(params)
     history: list[torch.Tensor] = []
     log_resp, log_lik = e_step(x, params, clamp)
     for _ in range(n_steps):
         params = m_step(x, log_resp.exp(), reg_covar, point_weights)
+        if tied:
+            params = tie_variances(params)
         log_resp, log_lik = e_step(x, params, clamp)
         history.append(_mean(log_lik, point_weights))
     return params, log_resp, history

@@ -209,13 +209,15 @@ def fit_mixture(
     reg_covar: float,
     seed: int,
     prior: torch.Tensor | None = None,
+    tied: bool = False,
 ) -> tuple[GMMParams, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """EM on the sampled latents: (mixture, mean intensity per component, standardisation).
+    """EM on the sampled features: (mixture, mean intensity per component, standardisation).
 
     Standardised as in training (centred, one common spread); painted points
     (``clamp >= 0``) keep their class and weigh more. ``prior`` (component per point from
     the labels being refined, -1 where unknown) starts EM from that segmentation's mixture
     instead of k-means seeds, so that strokes adjust the classes rather than re-seed them.
+    ``tied``: one variance for all components (:func:`.em.tie_variances`).
     """
     guided = bool((clamp >= 0).any())
     weights = _paint_weights(clamp, x.dtype) if guided else None
@@ -232,6 +234,7 @@ def fit_mixture(
             init=_start_from(z, prior, clamp, n_clusters, reg_covar, weights),
             clamp=clamp.unsqueeze(0) if guided else None,
             point_weights=weights,
+            tied=tied,
         )
         resp = log_resp[0].exp()
         cluster_int = (resp * intensity.unsqueeze(1)).sum(0) / resp.sum(0).clamp(min=1e-12)
@@ -441,9 +444,11 @@ class DEMSegmenter:
             """(mixture in label order, label intensities, standardisation), fitted once per (features, K)."""
             if (features, k) not in fits:
                 feats = x if features == "latent" else intensity.unsqueeze(-1)
+                # Classes on intensity share one variance: see :func:`.em.tie_variances`.
                 params, cluster_int, std = fit_mixture(
-                    feats, intensity, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, prior
-                )
+                    feats, intensity, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, prior,
+                    tied=features == "intensity",
+                )  # fmt: skip
                 order = label_order(cluster_int, guided)
                 fits[(features, k)] = (params.permute(order), cluster_int[order], std)
             return fits[(features, k)]

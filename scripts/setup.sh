@@ -20,6 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# torch's CUDA build with its libraries takes about 6.5 GB in .venv: say so before pip fails
+# halfway with "No space left on device" (a disk filled by old clones did exactly that).
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${free_kb:-0}" -lt 8000000 ] && ! [ -x .venv/bin/python ]; then
+  echo "setup: warning: only $((free_kb / 1024 / 1024)) GB free here; the environment needs about 7 GB" >&2
+fi
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1

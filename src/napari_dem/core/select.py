@@ -40,7 +40,7 @@ DIP_RATIO = 0.7
 #: Components of the density estimate: more than :data:`MAX_AUTO_K`, so that a large class
 #: of non-Gaussian shape (a background clipped at zero) cannot use up the components a small
 #: class needs (with 6, the MRI-like phantom's four classes were counted as three; with 10,
-#: as four on every one of 22 seeds).
+#: as four on every one of 20 seeds).
 DENSITY_COMPONENTS = 10
 #: Points of the 1D intensity mixture fit (a subsample of the fit's sample).
 MODE_POINTS = 20_000

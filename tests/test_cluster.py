@@ -129,6 +129,13 @@ def _ellipsoid(rot: np.ndarray, side: int = 24) -> np.ndarray:
     return ((((p / [8.0, 4.0, 2.5]) ** 2).sum(1) <= 1).reshape((side,) * 3)).astype(float)
 
 
+def _flip_gap(ref: np.ndarray, v: np.ndarray) -> float:
+    """Mean disagreement of ``v`` with ``ref`` under the best sign flip of each axis (which the
+    canonical pose leaves open), relative to the object's size."""
+    flips = [v[::a, ::b, ::c] for a in (1, -1) for b in (1, -1) for c in (1, -1)]
+    return min(float(np.abs(ref - f).mean()) for f in flips) / ref.mean()
+
+
 def test_volumes_are_brought_to_their_principal_axes() -> None:
     """Two turns of one ellipsoid give the same canonical volume up to the sign of each axis,
     with its longest axis first; a constant volume is only resized."""
@@ -137,9 +144,8 @@ def test_volumes_are_brought_to_their_principal_axes() -> None:
     a, b = (canonical_volume(_ellipsoid(r), 16) for r in rots)
     spread = [float((a.sum(axis=tuple(j for j in range(3) if j != i)) > 0.5).sum()) for i in range(3)]
     assert spread[0] > spread[1] > spread[2], spread  # extent along each canonical axis
-    flips = [b[::s0, ::s1, ::s2] for s0 in (1, -1) for s1 in (1, -1) for s2 in (1, -1)]
     # disagreement relative to the object's size: canonical copies vs the two turned inputs
-    best = min(float(np.abs(a - f).mean()) for f in flips) / a.mean()
+    best = _flip_gap(a, b)
     raw = [_ellipsoid(r) for r in rots]
     unaligned = float(np.abs(raw[0] - raw[1]).mean()) / raw[0].mean()
     assert best < 0.3 * unaligned, (best, unaligned)
@@ -157,13 +163,9 @@ def test_the_pose_uses_the_voxel_size(seed: int) -> None:
     rot = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))[0]
     fine = _ellipsoid(rot)
     ref = canonical_volume(fine, 16)
-
-    def gap(v: np.ndarray) -> float:
-        flips = [v[::a, ::b, ::c] for a in (1, -1) for b in (1, -1) for c in (1, -1)]
-        return min(float(np.abs(ref - f).mean()) for f in flips) / ref.mean()
-
     coarse = fine[::2]  # Z step 2
-    assert gap(canonical_volume(coarse, 16, spacing=(2, 1, 1))) < 0.65 * gap(canonical_volume(coarse, 16))
+    with_size = _flip_gap(ref, canonical_volume(coarse, 16, spacing=(2, 1, 1)))
+    assert with_size < 0.65 * _flip_gap(ref, canonical_volume(coarse, 16))
     with pytest.raises(ValueError, match="3 positive numbers"):
         canonical_volume(coarse, 16, spacing=(0, 1, 1))
 

@@ -79,6 +79,23 @@ class EncodeTimer:
         return z
 
 
+class EdgesTimer:
+    """Adds up the wall time of the object-edge step (``DEMSegmenter._refine_edges``)."""
+
+    def __init__(self) -> None:
+        from napari_dem.core.segmenter import DEMSegmenter
+
+        self.seconds = 0.0
+        inner = DEMSegmenter._refine_edges
+
+        def refine(segmenter: DEMSegmenter, *args: object) -> None:
+            t0 = time.perf_counter()
+            inner(segmenter, *args)
+            self.seconds += time.perf_counter() - t0
+
+        DEMSegmenter._refine_edges = refine  # type: ignore[method-assign]
+
+
 def gmm(img: np.ndarray) -> tuple[float, float, float]:
     """(feature, fit, predict) seconds of GaussianMixture(3, diag) on 4 features per pixel."""
     from sklearn.mixture import GaussianMixture
@@ -115,6 +132,7 @@ def main() -> None:
     timer = EncodeTimer(model)
     out, s_dem = timed(lambda: segment_image(img, "YX", n_clusters=3, model=model, device="cpu"))
     assert out.labels.shape == img.shape
+    edges = EdgesTimer()
     _, s_default = timed(lambda: segment_image(img, "YX"))
     s_cli = cli_default(img)
     s_feat, s_fit, s_pred = gmm(img)
@@ -130,6 +148,7 @@ def main() -> None:
         ("DEM segment_image (semantic, K=3, cpu)", s_dem, mp / s_dem, "1.0x"),
         ("↳ of which encoder (model.encode)", timer.seconds, mp / timer.seconds, ""),
         ("DEM segment_image, default settings (K, task chosen)", s_default, mp / s_default, ""),
+        ("↳ of which object edges (core/edges.py)", edges.seconds, mp / edges.seconds, ""),
         (
             "napari-dem segment, default settings, new process",
             s_cli,

@@ -83,7 +83,8 @@ def test_large_objects_are_segmented_at_the_model_scale() -> None:
     proba = seg.predict_proba(img, "YX")
     assert proba.shape == (*img.shape, d.n_clusters) and np.allclose(proba.sum(-1), 1, atol=1e-4)
     objects = np.isin(proba.argmax(-1) + 1, d.objects)
-    assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.95
+    # predict's outline is re-drawn at the half-way intensity (core/edges.py); the rest agrees
+    assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.9
 
 
 def test_a_saved_segmenter_keeps_its_decision(tmp_path: Path, dsb_crop) -> None:

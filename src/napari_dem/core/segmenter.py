@@ -36,6 +36,8 @@ import numpy as np
 import torch
 
 from .decide import FEATURES, Decision, check_task, decide, parse_objects
+from .edges import HALO as EDGE_HALO
+from .edges import refine_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
 from .intensity import joint_sample, percentile_range
@@ -616,6 +618,7 @@ class DEMSegmenter:
         source = self._predict_source(image, axes, rgb)
         labels = self._label_array(out, source.layout)
         self._assign(source, self._write_labels(labels, None), _Steps(progress, 1), cancel, None)
+        self._refine_edges(source, labels, cancel)
         return labels
 
     def _predict_rescaled(self, image, axes, out, rgb, progress, cancel) -> np.ndarray:
@@ -691,6 +694,8 @@ class DEMSegmenter:
             return self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
+        if self.scribbles_ is None:  # painted strokes say where the edges are
+            self._refine_edges(source, labels, cancel)
         return labels
 
     def _check_fitted(self) -> None:
@@ -737,6 +742,38 @@ class DEMSegmenter:
         if self.decision_.task == "objects":
             return np.isin(ids, self.decision_.objects).astype(np.uint8)
         return ids.astype(np.uint8)
+
+    def _refine_edges(self, source: _Source, labels, cancel) -> None:
+        """Objects in 2D mode: the outline re-drawn at the half-way intensity (:mod:`.edges`).
+
+        Tile by tile with :data:`~.edges.HALO` px of context read from the unit's labels as
+        :meth:`_assign` wrote them (one uint8 copy per unit), so tiles equal the whole image
+        and a lazy input is still read a tile at a time.
+        """
+        if self.decision_.task != "objects" or self.mode_ != "2d":
+            return
+        lo = self.lo_.reshape(-1, 1, 1)
+        span = (self.hi_ - self.lo_).reshape(-1, 1, 1)
+        contrast = self._object_contrast()
+        regions = list(tile_regions(source.spatial, self.tile_size_, EDGE_HALO))
+        whole = tuple(slice(0, n) for n in source.spatial)
+        for unit in source.units:
+            written = np.asarray(labels[unit.label_index(whole)]) > 0
+            if not written.any() or written.all():
+                continue
+            for core, read, inner in regions:
+                check_cancel(cancel)
+                grey = ((unit.read(read) - lo) / span).mean(0)
+                refined = refine_edges(written[read], grey, contrast)[inner]
+                labels[unit.label_index(core)] = refined.astype(np.uint8)
+
+    def _object_contrast(self) -> float:
+        """Mean intensity of the object clusters minus that of the background ones (absolute),
+        each weighted by its mixture weight: the image-wide contrast :mod:`.edges` compares with."""
+        weights = self.params_.log_weights[0].exp().cpu().numpy()
+        objects = np.isin(np.arange(1, self.n_clusters_ + 1), self.decision_.objects)
+        side = [np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]
+        return float(abs(side[0] - side[1]))
 
     def _features(self, latents: torch.Tensor, intensity: torch.Tensor) -> torch.Tensor:
         """``(N, F)`` mixture features of a tile: the latents, or the denoised intensity."""

@@ -1,0 +1,75 @@
+"""Object edges at the half-way intensity: the last step of the objects task in 2D.
+
+Why: the latents that decide objects are smooth (every latent sees tens of pixels), so
+the foreground they give is right about *where* objects are but draws their outline a
+pixel or two off, usually too wide. One pixel is a third of a 3-px nucleus. A blurred
+step edge crosses the intensity half-way between the object and its surround exactly
+at the true edge, so pixels within :data:`BAND` px of the DEM outline are re-decided by
+that rule, with the object and background means taken locally (Gaussian windows of
+:data:`SIGMA` px over the DEM's own foreground and background: uneven illumination and
+dark objects on a bright ground need no special case). Only where the local object and
+background means differ by at least 0.4 of the image's object/background contrast
+(:data:`MIN_CONTRAST`; 0.25 / 0.4 / 0.5 gave mean F1 0.897 / 0.903 / 0.899 on the panel's
+families drawn from development seeds): a few DEM pixels in textured background (the
+darker pink of an H&E stain) are otherwise grown into objects. A 3x3 majority vote then
+removes the speckle one noisy pixel would leave.
+
+Measured on the benchmark panel (docs/benchmarks.md §0 and docs/method.md). In 3D it did
+not lift the foreground of the stardist nuclei (IoU 0.678 -> 0.673) and made the instance
+split merge nuclei, so it is used in 2D mode only.
+
+Pure numpy/scipy; :func:`refine_edges` works on any block whose border lies at least
+:data:`HALO` px beyond the pixels kept, so tiles give the same result as the whole image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+#: Gaussian window (px) over which the local object and background means are taken.
+SIGMA = 4.0
+#: Pixels at most this far from the DEM outline (inside or outside) may change.
+BAND = 2.0
+#: Light denoising (px) of the intensity the half-way rule compares.
+DENOISE = 0.5
+#: Share of the image's object/background contrast the local contrast must reach.
+MIN_CONTRAST = 0.4
+#: Pixels of context one output pixel depends on (the Gaussians' reach, the majority vote).
+HALO = math.ceil(4.0 * SIGMA) + math.ceil(BAND) + 2
+
+
+def refine_edges(foreground: np.ndarray, grey: np.ndarray, contrast: float = 0.0) -> np.ndarray:
+    """``foreground`` (bool, 2D) with the pixels near its outline re-decided by the half-way
+    intensity rule (module docstring); ``grey`` is the image's normalised intensity and
+    ``contrast`` the difference of its mean object and background intensities (on the same
+    scale): pixels whose local contrast is under :data:`MIN_CONTRAST` of it keep their label."""
+    fg = np.asarray(foreground, dtype=bool)
+    if fg.all() or not fg.any():
+        return fg.copy()
+    grey = np.asarray(grey, dtype=np.float64)
+    inside = fg.astype(np.float64)
+    weight_in = ndi.gaussian_filter(inside, SIGMA)
+    weight_out = 1.0 - weight_in
+    mean_in = ndi.gaussian_filter(grey * inside, SIGMA) / np.maximum(weight_in, 1e-3)
+    mean_out = ndi.gaussian_filter(grey * (1.0 - inside), SIGMA) / np.maximum(weight_out, 1e-3)
+    smooth = ndi.gaussian_filter(grey, DENOISE)
+    # Brighter or darker objects alike: the side of the half-way value the objects are on.
+    decided = (smooth - 0.5 * (mean_in + mean_out)) * np.sign(mean_in - mean_out) > 0
+    # Within BAND px of the outline: a disc of that radius holds pixels of both sides
+    # (dilation and erosion: 5x cheaper than two distance transforms, same pixels).
+    disc = _disc(BAND)
+    near = ndi.binary_dilation(fg, disc) & ~ndi.binary_erosion(fg, disc, border_value=1)
+    sure = np.abs(mean_in - mean_out) >= MIN_CONTRAST * contrast
+    band = near & sure & (weight_in > 0.02) & (weight_out > 0.02)
+    out = np.where(band, decided, fg).astype(np.uint8)
+    # 3x3 majority (the median of a binary image), as an exact integer count
+    return ndi.correlate(out, np.ones((3, 3), np.uint8)) >= 5
+
+
+def _disc(radius: float) -> np.ndarray:
+    r = math.floor(radius)
+    t = np.arange(-r, r + 1)
+    return np.add.outer(t**2, t**2) <= radius**2

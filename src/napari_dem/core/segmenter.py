@@ -694,8 +694,7 @@ class DEMSegmenter:
             return self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
-        if self.scribbles_ is None:  # painted strokes say where the edges are
-            self._refine_edges(source, labels, cancel)
+        self._refine_edges(source, labels, cancel)
         return labels
 
     def _check_fitted(self) -> None:
@@ -751,6 +750,8 @@ class DEMSegmenter:
         and a lazy input is still read a tile at a time.
         """
         if self.decision_.task != "objects" or self.mode_ != "2d":
+            return
+        if self.scribbles_ is not None:  # painted strokes say where the edges are
             return
         lo = self.lo_.reshape(-1, 1, 1)
         span = (self.hi_ - self.lo_).reshape(-1, 1, 1)

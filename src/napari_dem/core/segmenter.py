@@ -72,6 +72,12 @@ SEGMENTER_FORMAT_VERSION = 1
 _NAN = "the image contains NaN or infinite values; replace them first"
 #: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
 INTENSITY_SIGMA = 1.0
+#: Gaussian sigma (px) of the intensity the **classes** labels are assigned on. The mixture is
+#: fitted on the denoised intensity (clear modes), but each pixel is labelled on a sharper one:
+#: sigma 1 blurs class boundaries and thin classes. Same mixture, labels on sigma 0.5 / 1.0:
+#: class phantoms 0.973 / 0.975 (3 classes), 0.957 / 0.934 (5), MRI-like 0.993 / 0.960; on the
+#: development seeds 0.971 / 0.971, 0.952 / 0.928, 0.997 / 0.974 (raw intensity: 0.87-0.98).
+CLASSES_SIGMA = 0.5
 
 #: (fit-image index, unit index, tile index) -> (latents, denoised intensity) of the tile's core,
 #: kept between passes
@@ -133,15 +139,26 @@ class _Encoder:
         self.lo = torch.from_numpy(lo).to(dev).view(-1, 1, *([1] * ndim))
         self.scale = torch.from_numpy(1.0 / (hi - lo)).to(dev).view_as(self.lo)
         self.kernel = gaussian_kernel1d(INTENSITY_SIGMA)
+        self.sharp = gaussian_kernel1d(CLASSES_SIGMA)
+
+    def _normalised(self, unit: Unit, read: tuple[slice, ...]) -> torch.Tensor:
+        block = unit.read(read)
+        if not np.isfinite(block).all():
+            raise InputError(_NAN)
+        return (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
+
+    def sharp_intensity(self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]) -> torch.Tensor:
+        """The ``(*core)`` channel-mean intensity at :data:`CLASSES_SIGMA`: no network needed."""
+        x = self._normalised(unit, read)
+        with torch.inference_mode():
+            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.sharp.to(x))
+        return smooth[(0, 0, *inner)]
 
     def __call__(
         self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(*core, C*D)`` channel-major latents and the ``(*core)`` channel-mean intensity."""
-        block = unit.read(read)
-        if not np.isfinite(block).all():
-            raise InputError(_NAN)
-        x = (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
+        x = self._normalised(unit, read)
         with torch.inference_mode():
             z = self.model.encode(x)
             # Denoised intensity (channel mean, Gaussian sigma 1 px): what "brighter" means
@@ -776,22 +793,28 @@ class DEMSegmenter:
         side = [np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]
         return float(abs(side[0] - side[1]))
 
-    def _features(self, latents: torch.Tensor, intensity: torch.Tensor) -> torch.Tensor:
-        """``(N, F)`` mixture features of a tile: the latents, or the denoised intensity."""
+    def _features(self, latents: torch.Tensor | None, intensity: torch.Tensor) -> torch.Tensor:
+        """``(N, F)`` mixture features of a tile: the latents, or the intensity (classes)."""
         if self.features_ == "intensity":
             return intensity.reshape(-1, 1)
         return latents.reshape(-1, latents.shape[-1])
 
     def _assign(self, source: _Source, write, steps: _Steps, cancel, cache: LatentCache | None) -> None:
-        """Pass 2: the responsibilities of every pixel under the fitted mixture, tile by tile."""
-        encoder = None if cache is not None else self._encoder()
+        """Pass 2: the responsibilities of every pixel under the fitted mixture, tile by tile
+        (classes: on the intensity at :data:`CLASSES_SIGMA`, without the network)."""
+        encoder = self._encoder()
+        on_intensity = self.features_ == "intensity"
         params = self.params_.to(self.device_)
         mean, scale = self.feature_mean_.to(self.device_), self.feature_scale_.to(self.device_)
         steps.begin(source.n_tiles)
         for u, unit in enumerate(source.units):
             for r, (core, read, inner) in enumerate(source.regions):
                 check_cancel(cancel)
-                if cache is not None:
+                if on_intensity:
+                    if cache is not None:
+                        cache.pop((0, u, r))
+                    latents, intensity = None, encoder.sharp_intensity(unit, read, inner)
+                elif cache is not None:
                     latents, intensity = (t.to(self.device_) for t in cache.pop((0, u, r)))
                 else:
                     latents, intensity = encoder(unit, read, inner)

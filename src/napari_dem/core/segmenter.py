@@ -763,7 +763,7 @@ class DEMSegmenter:
         """Objects in 2D mode: the outline re-drawn at the half-way intensity (:mod:`.edges`).
 
         Tile by tile with :data:`~.edges.HALO` px of context read from the unit's labels as
-        :meth:`_assign` wrote them (one uint8 copy per unit), so tiles equal the whole image
+        :meth:`_assign` wrote them (one boolean copy per unit), so tiles equal the whole image
         and a lazy input is still read a tile at a time.
         """
         if self.decision_.task != "objects" or self.mode_ != "2d":
@@ -790,6 +790,8 @@ class DEMSegmenter:
         each weighted by its mixture weight: the image-wide contrast :mod:`.edges` compares with."""
         weights = self.params_.log_weights[0].exp().cpu().numpy()
         objects = np.isin(np.arange(1, self.n_clusters_ + 1), self.decision_.objects)
+        if objects.all() or not objects.any():  # no background (or no objects) to compare with
+            return 0.0
         side = [np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]
         return float(abs(side[0] - side[1]))
 

@@ -91,9 +91,11 @@ def components(fg: np.ndarray) -> np.ndarray:
     Holes are filled and objects under ``min_size`` pixels dropped first, as
     ``split_instances`` does, so that the only difference is the splitting.
     """
-    min_size = int(WATERSHED.get("min_size", 8))
+    from napari_dem.core.refine import min_object_size, object_radius
+
     fg = ndi.binary_fill_holes(fg)
-    fg = morphology.remove_small_objects(fg, max_size=min_size - 1)
+    min_size = WATERSHED.get("min_size") or min_object_size(object_radius(fg), fg.ndim)
+    fg = morphology.remove_small_objects(fg, max_size=int(min_size) - 1)
     return ndi.label(fg)[0]
 
 

@@ -11,6 +11,8 @@ from napari_dem.core.refine import (
     fill_holes,
     instances_from_labels,
     merge_clusters,
+    min_object_size,
+    object_radius,
     remove_small_objects,
     split_instances,
 )
@@ -61,3 +63,23 @@ def test_background_id() -> None:
 
 def test_empty_foreground_gives_no_objects() -> None:
     assert split_instances(np.zeros((16, 16), bool)).max() == 0
+
+
+def test_specks_under_a_quarter_of_a_typical_object_are_not_counted() -> None:
+    """The default smallest object scales with the objects: 10-px specks beside discs of radius 8
+    (~200 px) are dropped, while the same specks count as objects when given min_size=8."""
+    yy, xx = np.mgrid[:96, :96]
+    fg = np.zeros((96, 96), bool)
+    for cy, cx in [(20, 20), (20, 70), (70, 20), (70, 70)]:
+        fg |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 64
+    fg[44:46, 44:49] = True  # two 10-px specks between the discs
+    fg[5:7, 44:49] = True
+    assert min_object_size(object_radius(fg), 2) > 10
+    assert split_instances(fg).max() == 4
+    assert split_instances(fg, min_size=8).max() == 6
+    # a ball of radius 6 and a 3x3x3 speck in 3D; Z twice as coarse halves the voxel count
+    zz, yy, xx = np.mgrid[:24, :32, :32]
+    vol = (zz - 12) ** 2 + (yy - 16) ** 2 + (xx - 10) ** 2 <= 36
+    vol[10:13, 14:17, 26:29] = True
+    assert split_instances(vol).max() == 1
+    assert abs(min_object_size(6.0, 3, (2.0, 1.0, 1.0)) - min_object_size(6.0, 3) / 2) <= 1

@@ -62,7 +62,7 @@ def segment_image(
     rgb: bool | None = None,
     min_distance: int | None = None,
     smooth: float | None = None,
-    min_size: int = 8,
+    min_size: int | None = None,
     scale: Sequence[float] | None = None,
     segmenter: DEMSegmenter | None = None,
     out: np.ndarray | None = None,
@@ -77,7 +77,8 @@ def segment_image(
     overrides the choice; ``background`` says the same from the other side). Classes:
     ``1..K`` by increasing intensity. ``instances=True`` splits the objects (for classes:
     every class but the darkest) into separate objects (distance-transform watershed
-    scaled to the object size; ``min_distance``/``smooth`` override), connected across Z
+    scaled to the object size; ``min_distance``/``smooth`` override; objects under a quarter of
+    a typical one dropped, ``min_size`` pixels when given), connected across Z
     when there is a Z axis, frame by frame along T; ``scale`` (the pixel size of the
     spatial axes, e.g. Z, Y, X as napari's layer scale) makes that split physical on
     anisotropic stacks.

@@ -147,6 +147,10 @@ class _Encoder:
             raise InputError(_NAN)
         return (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
 
+    def grey(self, unit: Unit, read: tuple[slice, ...]) -> np.ndarray:
+        """The block's normalised channel-mean intensity, unsmoothed, as numpy (object edges)."""
+        return self._normalised(unit, read).mean(0)[0].cpu().numpy()
+
     def sharp_intensity(self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]) -> torch.Tensor:
         """The ``(*core)`` channel-mean intensity at :data:`CLASSES_SIGMA`: no network needed."""
         x = self._normalised(unit, read)
@@ -770,8 +774,7 @@ class DEMSegmenter:
             return
         if self.scribbles_ is not None:  # painted strokes say where the edges are
             return
-        lo = self.lo_.reshape(-1, 1, 1)
-        span = (self.hi_ - self.lo_).reshape(-1, 1, 1)
+        encoder = self._encoder()
         contrast = self._object_contrast()
         regions = list(tile_regions(source.spatial, self.tile_size_, EDGE_HALO))
         whole = tuple(slice(0, n) for n in source.spatial)
@@ -781,8 +784,7 @@ class DEMSegmenter:
                 continue
             for core, read, inner in regions:
                 check_cancel(cancel)
-                grey = ((unit.read(read) - lo) / span).mean(0)
-                refined = refine_edges(written[read], grey, contrast)[inner]
+                refined = refine_edges(written[read], encoder.grey(unit, read), contrast)[inner]
                 labels[unit.label_index(core)] = refined.astype(np.uint8)
 
     def _object_contrast(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,38 @@ def test_saved_metadata_is_json(tmp_path: Path, tiny_model) -> None:
     assert json.loads(payload["config"])["latent_dim"] == 2
 
 
+def _training_script():
+    """``scripts/train_default_model.py`` as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_default_model.py"
+    spec = importlib.util.spec_from_file_location("train_default_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_shipped_default_models_load_and_are_small(ndim: int) -> None:
     path = default_model_path(ndim)
     assert path.stat().st_size < 10 * 2**20
     model = load_model(path)
     assert model.config.ndim == ndim
-    assert "training_images" in model.metadata
-    assert not any("dsb" in n.lower() or "stardist" in n.lower() for n in model.metadata["training_images"])
+    names = model.metadata["training_images"]
+    assert not any("dsb" in n.lower() or "stardist" in n.lower() or "bbbc" in n.lower() for n in names)
+    # What ships is what the script rebuilds: its recipe and seed, and every generated family.
+    script = _training_script()
+    assert model.metadata["recipe"] == [list(stage) for stage in script.RECIPE[ndim]]
+    assert model.metadata["seed"] == script.SEEDS[ndim]
+    families = ("objects_image", "classes_image", "he_image") if ndim == 2 else (
+        "objects_image_3d", "anisotropic_nuclei", "brain_phantom", "classes_image_3d"
+    )  # fmt: skip
+    assert all(any(n.startswith(f + "(") for n in names) for f in families), names
+    # No generator seed of the benchmark panel (PANEL_SEEDS) went into training.
+    from napari_dem.data.families import PANEL_SEEDS
+
+    seeds = [int(m) for n in names for m in re.findall(r"seed=(\d+)", n)]
+    assert seeds and not any(s in PANEL_SEEDS for s in seeds)
 
 
 def test_corrupt_files_are_rejected_clearly(tmp_path: Path, tiny_model) -> None:

@@ -134,6 +134,7 @@ def main() -> None:
     assert out.labels.shape == img.shape
     edges = EdgesTimer()
     _, s_default = timed(lambda: segment_image(img, "YX"))
+    _, s_classes = timed(lambda: segment_image(img, "YX", task="classes"))
     s_cli = cli_default(img)
     s_feat, s_fit, s_pred = gmm(img)
     s_gmm = s_feat + s_fit + s_pred
@@ -149,6 +150,7 @@ def main() -> None:
         ("↳ of which encoder (model.encode)", timer.seconds, mp / timer.seconds, ""),
         ("DEM segment_image, default settings (K, task chosen)", s_default, mp / s_default, ""),
         ("↳ of which object edges (core/edges.py)", edges.seconds, mp / edges.seconds, ""),
+        ("DEM segment_image, task classes given (no network)", s_classes, mp / s_classes, ""),
         (
             "napari-dem segment, default settings, new process",
             s_cli,

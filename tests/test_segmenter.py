@@ -124,3 +124,28 @@ def test_the_callers_model_is_not_changed(nuclei2d, tiny_model) -> None:
     tiny_model.train()
     DEMSegmenter(model=tiny_model, device="cpu").fit(img, "YX")
     assert tiny_model.training  # the segmenter works on its own copy in inference mode
+
+
+def test_a_classes_task_never_runs_the_network() -> None:
+    """Classes are fitted and labelled on the intensity, so with the task given as classes the
+    network is not run (it was, in pass 1, for latents nobody read); the labels are those of
+    the same K reached by the auto task, which does run it to decide."""
+    from napari_dem.core.model import load_default_model
+    from napari_dem.data.families import classes_image
+
+    img, _ = classes_image((128, 128), n_classes=3, seed=5101)
+    model = load_default_model(2)
+    calls = []
+    model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    auto = DEMSegmenter(model=model, device="cpu")
+    auto_labels = auto.fit_predict(img, "YX")
+    assert auto.decision_.task == "classes" and calls  # deciding needs the latents
+    calls.clear()
+    given = DEMSegmenter(n_clusters=auto.n_clusters_, task="classes", model=model, device="cpu")
+    assert np.array_equal(given.fit_predict(img, "YX"), auto_labels)
+    assert not calls
+    # With strokes that re-draw the classes (no labels to correct), the latents are used.
+    strokes = np.zeros(img.shape, dtype=np.uint8)
+    strokes[5, 5], strokes[60, 60], strokes[120, 120] = auto_labels[5, 5], auto_labels[60, 60], 3
+    DEMSegmenter(task="classes", model=model, device="cpu").fit(img, "YX", scribbles=strokes)
+    assert calls

@@ -159,17 +159,22 @@ class _Encoder:
         return smooth[(0, 0, *inner)]
 
     def __call__(
-        self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]
+        self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...], latents: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(*core, C*D)`` channel-major latents and the ``(*core)`` channel-mean intensity."""
+        """``(*core, C*D)`` channel-major latents and the ``(*core)`` channel-mean intensity.
+
+        ``latents=False``: the network is not run and the latents are ``(*core, 0)`` (a classes
+        fit needs only the intensity)."""
         x = self._normalised(unit, read)
         with torch.inference_mode():
-            z = self.model.encode(x)
             # Denoised intensity (channel mean, Gaussian sigma 1 px): what "brighter" means
             # for ordering labels, counting intensity modes, and the classes features.
             smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.kernel.to(x))
+            core_int = smooth[(0, 0, *inner)]
+            if not latents:
+                return core_int.new_zeros((*core_int.shape, 0)), core_int
+            z = self.model.encode(x)
         z = z[(slice(None), slice(None), *inner)]
-        core_int = smooth[(0, 0, *inner)]
         return z.reshape(-1, *z.shape[2:]).movedim(0, -1), core_int
 
 
@@ -442,10 +447,11 @@ class DEMSegmenter:
         previous = previous if self.scribbles_ is not None else None
         self._previous = _check_scribbles(previous, layouts[0], self.n_clusters_, "the labels to refine")
         encoder = self._encoder()
+        latents = not self._classes_on_intensity()
         cache: LatentCache | None = None
-        if keep_cache and self._latent_bytes(sources) <= CACHE_BYTES:
+        if keep_cache and latents and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
-        x, intensity, clamp, prior = self._sample(sources, encoder, steps, cancel, cache)
+        x, intensity, clamp, prior = self._sample(sources, encoder, steps, cancel, cache, latents)
         self._decide_and_fit(x, intensity, clamp, prior if self._previous is not None else None, sources)
         return sources, cache
 
@@ -568,10 +574,24 @@ class DEMSegmenter:
         n_pix = sum(len(s.units) * math.prod(s.spatial) for s in sources)
         return n_pix * self.model_.config.latent_dim * sources[0].layout.channels * 4
 
+    def _classes_on_intensity(self) -> bool:
+        """Whether the fit is known, before any data, to be classes on the intensity (the task
+        given as classes, no objects named, no strokes that re-draw classes on the latents:
+        the rules of :func:`.decide.decide`). Then the network is not needed at all."""
+        redraw = self.scribbles_ is not None and self._previous is None
+        return check_task(self.task) == "classes" and self._objects is None and not redraw
+
     def _sample(
-        self, sources: list[_Source], encoder: _Encoder, steps: _Steps, cancel, cache: LatentCache | None
+        self,
+        sources: list[_Source],
+        encoder: _Encoder,
+        steps: _Steps,
+        cancel,
+        cache: LatentCache | None,
+        latents: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pass 1: latents and intensities at the global grid points and the painted pixels."""
+        """Pass 1: latents (``latents=False``: none) and intensities at the global grid points
+        and the painted pixels."""
         stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         bases = np.cumsum([0] + [len(s.units) * math.prod(s.spatial) for s in sources]).tolist()
         samples = _Samples()
@@ -581,7 +601,7 @@ class DEMSegmenter:
             for u, unit in enumerate(source.units):
                 for r, (core, read, inner) in enumerate(source.regions):
                     check_cancel(cancel)
-                    feats, core_int = encoder(unit, read, inner)
+                    feats, core_int = encoder(unit, read, inner, latents)
                     if cache is not None:
                         cache[(i, u, r)] = (feats.cpu(), core_int.cpu())
                     base = bases[i] + u * n_spatial

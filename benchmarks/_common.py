@@ -15,7 +15,6 @@ from typing import TypeVar
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import morphology
 from skimage.filters import gaussian, threshold_multiotsu, threshold_otsu
 
 from napari_dem.core.metrics import foreground_iou, instance_f1
@@ -88,15 +87,12 @@ def otsu_smoothed_fg(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
 def components(fg: np.ndarray) -> np.ndarray:
     """Connected components (face connectivity) as instances.
 
-    Holes are filled and objects under ``min_size`` pixels dropped first, as
-    ``split_instances`` does, so that the only difference is the splitting.
+    Holes are filled and small objects dropped first by ``split_instances``'s own step
+    (``kept_foreground``), so that the only difference is the splitting.
     """
-    from napari_dem.core.refine import min_object_size, object_radius
+    from napari_dem.core.refine import kept_foreground
 
-    fg = ndi.binary_fill_holes(fg)
-    min_size = WATERSHED.get("min_size") or min_object_size(object_radius(fg), fg.ndim)
-    fg = morphology.remove_small_objects(fg, max_size=int(min_size) - 1)
-    return ndi.label(fg)[0]
+    return ndi.label(kept_foreground(fg, WATERSHED.get("min_size") or None))[0]
 
 
 def smoothed_features(img: np.ndarray, sigmas: Sequence[float] = (1.0, 2.0, 4.0)) -> np.ndarray:

@@ -54,7 +54,7 @@ def dev_cases(ndim: int) -> list[Case]:
 
 
 def candidate(folder: str, ndim: int) -> DEMModel | None:
-    """The model of ``folder`` for ``ndim`` (None: the shipped one)."""
+    """The model of ``folder`` (``shipped``: the package's) for ``ndim``; None when it has none."""
     path = default_model_path(ndim) if folder == "shipped" else Path(folder) / f"dem{ndim}d.pt"
     return load_model(path, "cpu") if path.exists() else None
 

@@ -121,6 +121,14 @@ def resolve_objects(parsed, n_clusters: int) -> tuple[int, ...]:
 Fitter = Callable[[int], np.ndarray]
 
 
+def needs_latents(task: str, objects, redraw: bool) -> bool:
+    """Whether :func:`decide` may choose the latents, known before any data: always, except
+    for the task given as classes with no objects named and no strokes that re-draw the
+    classes (``redraw``: strokes without labels to correct), which are fitted and labelled on
+    the intensity. A caller that gets False need not run the network at all."""
+    return not (check_task(task) == "classes" and objects is None and not redraw)
+
+
 def decide(
     intensity: torch.Tensor,
     fit: Fitter,

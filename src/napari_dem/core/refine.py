@@ -84,8 +84,12 @@ def object_radius(foreground: np.ndarray, spacing: Sequence[float] | None = None
     fg = np.asarray(foreground, dtype=bool)
     if not fg.any():
         return 0.0
+    return _radius(ndi.distance_transform_edt(fg, sampling=_relative(spacing, fg.ndim)), fg)
+
+
+def _radius(dist: np.ndarray, fg: np.ndarray) -> float:
+    """:func:`object_radius` from the distance transform ``dist`` of the non-empty mask ``fg``."""
     # Distances run between pixel centres: an edge pixel is 1 from the background, not 0.5.
-    dist = ndi.distance_transform_edt(fg, sampling=_relative(spacing, fg.ndim))
     return float((fg.ndim + 1) * max(dist[fg].mean() - 0.5, 0.5))
 
 
@@ -128,6 +132,20 @@ def min_object_size(radius: float, ndim: int, spacing: Sequence[float] | None = 
     return max(MIN_OBJECT_PIXELS, round(size / float(np.prod(_relative(spacing, ndim)))))
 
 
+def kept_foreground(
+    foreground: np.ndarray, min_size: int | None = None, spacing: Sequence[float] | None = None
+) -> np.ndarray:
+    """``foreground`` with its holes filled and its objects under ``min_size`` pixels dropped
+    (``None``: :func:`min_object_size` of the estimated radius): what :func:`split_instances`
+    splits, and what the benchmarks' plain connected components label."""
+    fg = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
+    if not fg.any():
+        return fg
+    if min_size is None:
+        min_size = min_object_size(object_radius(fg, spacing), fg.ndim, spacing)
+    return morphology.remove_small_objects(fg, max_size=max(min_size - 1, 0)) if min_size > 1 else fg
+
+
 def split_instances(
     foreground: np.ndarray,
     *,
@@ -147,18 +165,15 @@ def split_instances(
     quarter of a typical object, :func:`min_object_size`). Returns int32 instance labels,
     0 = background.
     """
-    fg = ndi.binary_fill_holes(foreground.astype(bool))
+    fg = kept_foreground(foreground, min_size, spacing)
     if not fg.any():
         return np.zeros(fg.shape, dtype=np.int32)
-    if min_size is None:
-        min_size = min_object_size(object_radius(fg, spacing), fg.ndim, spacing)
-    fg = morphology.remove_small_objects(fg, max_size=max(min_size - 1, 0)) if min_size > 1 else fg
     rel = _relative(spacing, fg.ndim)
+    dist = ndi.distance_transform_edt(fg, sampling=rel)
     if min_distance is None or smooth is None:
-        auto_distance, auto_smooth = split_parameters(object_radius(fg, spacing))
+        auto_distance, auto_smooth = split_parameters(_radius(dist, fg))
         min_distance = auto_distance if min_distance is None else min_distance
         smooth = auto_smooth if smooth is None else smooth
-    dist = ndi.distance_transform_edt(fg, sampling=rel)
     if smooth > 0:
         dist = ndi.gaussian_filter(dist, smooth / rel)
     components, _ = ndi.label(fg)

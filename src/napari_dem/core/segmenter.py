@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .decide import FEATURES, Decision, check_task, decide, parse_objects
+from .decide import FEATURES, Decision, check_task, decide, needs_latents, parse_objects
 from .edges import HALO as EDGE_HALO
 from .edges import refine_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
@@ -447,7 +447,8 @@ class DEMSegmenter:
         previous = previous if self.scribbles_ is not None else None
         self._previous = _check_scribbles(previous, layouts[0], self.n_clusters_, "the labels to refine")
         encoder = self._encoder()
-        latents = not self._classes_on_intensity()
+        redraw = self.scribbles_ is not None and self._previous is None
+        latents = needs_latents(self.task, self._objects, redraw)
         cache: LatentCache | None = None
         if keep_cache and latents and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
@@ -573,13 +574,6 @@ class DEMSegmenter:
     def _latent_bytes(self, sources: list[_Source]) -> int:
         n_pix = sum(len(s.units) * math.prod(s.spatial) for s in sources)
         return n_pix * self.model_.config.latent_dim * sources[0].layout.channels * 4
-
-    def _classes_on_intensity(self) -> bool:
-        """Whether the fit is known, before any data, to be classes on the intensity (the task
-        given as classes, no objects named, no strokes that re-draw classes on the latents:
-        the rules of :func:`.decide.decide`). Then the network is not needed at all."""
-        redraw = self.scribbles_ is not None and self._previous is None
-        return check_task(self.task) == "classes" and self._objects is None and not redraw
 
     def _sample(
         self,

@@ -57,12 +57,18 @@ class Decision:
     reason: str  #: one line: why this task and these objects
     object_radius: float = 0.0  #: typical object radius (px in the plane) for objects, else 0
     zoom: float = 1.0  #: the image plane was shrunk by this factor for the fit (large objects)
+    object_radius_z: float = 0.0  #: the objects' typical radius along Z (slices) in 3D mode, else 0
+    zoom_z: float = 1.0  #: Z was shrunk by this factor for the fit (objects many slices deep)
 
     def summary(self) -> str:
         k = f"K={self.n_clusters} ({'chosen from the data' if self.k_chosen else 'given'})"
         size = f"; objects ~{2 * self.object_radius:.0f} px across" if self.object_radius else ""
-        if self.zoom != 1.0:
+        if size and self.object_radius_z:
+            size += f" and ~{2 * self.object_radius_z:.0f} slices deep"
+        if self.zoom != 1.0 or self.zoom_z != 1.0:
             size += f", segmented at {self.zoom:.2f}x"
+            if self.zoom_z != 1.0:
+                size += f" in Y, X and {self.zoom_z:.2f}x in Z"
         return f"{k}; {self.reason}{size}"
 
 
@@ -162,7 +168,10 @@ def decide(
     size = _SizeOf(intensity, grid, spacing)
     if objects is not None:
         ids = resolve_objects(objects, k)
-        return Decision(k, "objects", ids, "latent", k_chosen, "objects (as given)", size(k in ids))
+        radius, radius_z = size(k in ids)
+        return Decision(
+            k, "objects", ids, "latent", k_chosen, "objects (as given)", radius, object_radius_z=radius_z
+        )
     if task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
     first = choose_task(grid(fit(k)), k)
@@ -176,7 +185,8 @@ def decide(
         if more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more
     reason = _reason(final, task)
-    return Decision(k, "objects", final.objects, "latent", k_chosen, reason, size(final.polarity == "bright"))
+    radius, radius_z = size(final.polarity == "bright")
+    return Decision(k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z)
 
 
 class _SizeOf:
@@ -184,7 +194,7 @@ class _SizeOf:
     sampling grid. Not from the mixture's labels: on objects much larger than the model's
     context those find the rims, and the rims' radius is that of a ring. The plane is
     flattened first (minus a blur over a quarter of its side), so that uneven illumination
-    does not pass for one big object."""
+    does not pass for one big object. In a volume, also their radius along Z (slices)."""
 
     def __init__(
         self, intensity: torch.Tensor, grid: Callable[[np.ndarray], np.ndarray], spacing: int
@@ -192,20 +202,46 @@ class _SizeOf:
         self.image = grid(intensity.cpu().numpy())
         self.spacing = spacing
 
-    def __call__(self, bright: bool) -> float:
-        from scipy import ndimage as ndi
+    def __call__(self, bright: bool) -> tuple[float, float]:
+        """(radius in the plane, radius along Z or 0 when the image is not a volume)."""
         from skimage.filters import threshold_otsu
 
         from .refine import object_radius
         from .select import planes
 
         views = planes(self.image)
-        plane = views[len(views) // 2].astype(np.float64)
-        plane = plane - ndi.gaussian_filter(plane, max(plane.shape) / 4, mode="nearest")
+        plane = _flattened(views[len(views) // 2])
         if np.ptp(plane) == 0:
-            return 0.0
+            return 0.0, 0.0
         t = threshold_otsu(plane)
-        return self.spacing * object_radius(plane > t if bright else plane < t)
+        radius = self.spacing * object_radius(plane > t if bright else plane < t)
+        if self.image.ndim != 3 or radius == 0:
+            return radius, 0.0
+        # Along Z: the same threshold on every flattened plane, and the objects' depth
+        # relative to their width (voxel-weighted mean run lengths; exact for axis-aligned
+        # ellipsoids, whatever their size), so that both radii come from the same plane's scale.
+        volume = np.stack([_flattened(p) for p in self.image])
+        mask = volume > t if bright else volume < t
+        width = 0.5 * (mean_run(mask, 1) + mean_run(mask, 2))
+        return radius, (radius * mean_run(mask, 0) / width if width else 0.0)
+
+
+def _flattened(plane: np.ndarray) -> np.ndarray:
+    """``plane`` minus a blur over a quarter of its side: uneven illumination taken out."""
+    from scipy import ndimage as ndi
+
+    plane = plane.astype(np.float64)
+    return plane - ndi.gaussian_filter(plane, max(plane.shape) / 4, mode="nearest")
+
+
+def mean_run(mask: np.ndarray, axis: int) -> float:
+    """Mean length of the runs of ``mask`` along ``axis``, weighted by their length (the run
+    a random foreground pixel lies on); 0 for an empty mask."""
+    lines = np.moveaxis(np.asarray(mask, dtype=np.int8), axis, -1).reshape(-1, mask.shape[axis])
+    steps = np.diff(np.pad(lines, ((0, 0), (1, 1))), axis=1)
+    # starts and ends come in the same row-major order, so they pair up run by run
+    lengths = (np.nonzero(steps == -1)[1] - np.nonzero(steps == 1)[1]).astype(np.float64)
+    return float((lengths**2).sum() / lengths.sum()) if len(lengths) else 0.0
 
 
 def _reason(choice: TaskChoice, task: str) -> str:

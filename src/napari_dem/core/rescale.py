@@ -5,7 +5,13 @@ Why: the model's front end sees local contrast within a fixed context (about 16 
 panel's ``large`` case: F1 0.46; big 3D nuclei: F1 0.08). cellpose meets the same limit
 by estimating a diameter and rescaling the image to its training size; we do the same
 with the object radius the fit estimates (:attr:`.decide.Decision.object_radius`),
-in the image plane only (Y and X), for arrays held in memory.
+for arrays held in memory. The image plane (Y and X) is shrunk by the radius in the plane;
+in 3D mode Z is shrunk by the objects' own radius along Z
+(:attr:`~.decide.Decision.object_radius_z`, in slices), so that a stack whose nuclei are
+30-40 voxels deep is not handed to the 3D model as objects three times deeper than wide
+(isotropic 60x256x256 stand-ins of a confocal stack, F1: 0.81 and 0.66 with the plane
+shrunk alone, 1.00 and 0.95 with Z too; docs/benchmarks.md).
+An anisotropic stack whose Z step already makes its objects thin along Z keeps its slices.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ def zoom_for(object_radius: float, mode: str) -> float:
     return target / object_radius
 
 
-def shrink(image: np.ndarray, axes: str, factor: float) -> np.ndarray:
-    """``image`` with its Y and X axes scaled by ``factor`` (linear interpolation, smoothed
-    first so that shrinking does not alias noise into the result)."""
-    zoom = [factor if a in "YX" else 1.0 for a in axes]
-    sigma = [0.5 / factor if a in "YX" else 0.0 for a in axes]
+def shrink(image: np.ndarray, axes: str, factor: float, z_factor: float = 1.0) -> np.ndarray:
+    """``image`` with its Y and X axes scaled by ``factor`` and its Z axis by ``z_factor``
+    (linear interpolation, smoothed first so that shrinking does not alias noise into the
+    result)."""
+    per_axis = {"Y": factor, "X": factor, "Z": z_factor}
+    zoom = [per_axis.get(a, 1.0) for a in axes]
+    sigma = [0.5 / z if z < 1.0 else 0.0 for z in zoom]
     smooth = ndi.gaussian_filter(image.astype(np.float32), sigma)
     return ndi.zoom(smooth, zoom, order=1)
 

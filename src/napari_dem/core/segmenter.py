@@ -404,25 +404,41 @@ class DEMSegmenter:
         return self
 
     def _rescale_if_large(self, image, axes, rgb, cancel) -> bool:
-        """Refit on the image shrunk in Y and X when its objects are much larger than the
-        model's context (:mod:`.rescale`); only for one image held in memory, unguided."""
-        self.zoom_ = 1.0
+        """Refit on the image shrunk in Y and X (and in 3D mode along Z) when its objects are
+        much larger than the model's context (:mod:`.rescale`); only for one image held in
+        memory, unguided."""
+        self.zoom_, self.zoom_z_ = 1.0, 1.0
         if not isinstance(image, np.ndarray) or self.scribbles_ is not None:
             return False
-        factor = zoom_for(self.decision_.object_radius, self.mode_)
-        if self.decision_.task != "objects" or factor >= 1.0:
+        d = self.decision_
+        factor = zoom_for(d.object_radius, self.mode_)
+        if d.task != "objects" or factor >= 1.0:
             return False
         layout = _layout(image, axes, rgb)
-        plane = min(layout.size("Y"), layout.size("X"))
-        factor = max(factor, min_side(self.model_) / plane)  # never below what the model can see
+        # never below what the model can see
+        side = min_side(self.model_)
+        factor = max(factor, side / min(layout.size("Y"), layout.size("X")))
         if factor >= 1.0:
             return False
-        small = shrink(image, layout.axes, factor)
-        radius = self.decision_.object_radius
+        # Objects too large in the plane: in a volume, Z follows its own radius. Not on Z
+        # depth alone: the stardist nuclei look twice as deep as wide through their Z blur,
+        # and the model knows them so (F1 0.87 at full depth, 0.46 with Z shrunk).
+        factor_z = zoom_for(d.object_radius_z, self.mode_) if self.mode_ == "3d" else 1.0
+        if factor_z < 1.0:
+            factor_z = min(1.0, max(factor_z, side / layout.size("Z")))
+        small = shrink(image, layout.axes, factor, factor_z)
         self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
-        self.zoom_ = factor
-        self.decision_ = dataclasses.replace(self.decision_, object_radius=radius, zoom=factor)
+        self.zoom_, self.zoom_z_ = factor, factor_z
+        self.decision_ = dataclasses.replace(
+            self.decision_, object_radius=d.object_radius, object_radius_z=d.object_radius_z,
+            zoom=factor, zoom_z=factor_z,
+        )  # fmt: skip
         return True
+
+    @property
+    def _rescaled(self) -> bool:
+        """Whether the fit was made on a shrunk copy of the image (:meth:`_rescale_if_large`)."""
+        return getattr(self, "zoom_", 1.0) != 1.0 or getattr(self, "zoom_z_", 1.0) != 1.0
 
     def _fit(
         self, images, axes, scribbles, rgb, steps: _Steps, cancel, keep_cache: bool, previous=None
@@ -648,7 +664,7 @@ class DEMSegmenter:
         ``out`` may be any writable array of the label shape (a zarr array, a memmap):
         labels are written into it tile by tile, so memory stays bounded by a tile.
         """
-        if getattr(self, "zoom_", 1.0) != 1.0:
+        if self._rescaled:
             return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
         source = self._predict_source(image, axes, rgb)
         labels = self._label_array(out, source.layout)
@@ -657,21 +673,23 @@ class DEMSegmenter:
         return labels
 
     def _predict_rescaled(self, image, axes, out, rgb, progress, cancel) -> np.ndarray:
-        """Predict at the fitted scale (:attr:`zoom_`), then grow the labels back to the image's."""
+        """Predict at the fitted scale (:attr:`zoom_`, :attr:`zoom_z_`), grow the labels back to
+        the image's, and draw the objects' outlines again at full resolution."""
         layout = _layout(image, axes, rgb)
         labels = self._label_array(out, layout)
         small_labels = self._on_shrunk(self.predict, image, layout, rgb, progress, cancel)
         labels[...] = grow_labels(small_labels, layout.label_shape)
+        self._refine_edges_rescaled(self._predict_source(image, axes, rgb), labels, cancel)
         return labels
 
     def _on_shrunk(self, method: Callable[..., np.ndarray], image, layout: Layout, rgb, progress, cancel):
         """``method`` (predict or predict_proba) on the image shrunk to the fitted scale."""
-        small = shrink(np.asarray(image), layout.axes, self.zoom_)
-        zoom, self.zoom_ = self.zoom_, 1.0
+        small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
+        zoom, self.zoom_, self.zoom_z_ = (self.zoom_, self.zoom_z_), 1.0, 1.0
         try:
             return method(small, layout.axes, rgb=rgb, progress=progress, cancel=cancel)
         finally:
-            self.zoom_ = zoom
+            self.zoom_, self.zoom_z_ = zoom
 
     def predict_proba(
         self,
@@ -689,7 +707,7 @@ class DEMSegmenter:
         proba = out if out is not None else np.zeros(shape, dtype=np.float32)
         if tuple(proba.shape) != shape:
             raise InputError(f"out has shape {tuple(proba.shape)}, expected {shape}")
-        if getattr(self, "zoom_", 1.0) != 1.0:  # fitted on the shrunk image: predict there, grow back
+        if self._rescaled:  # fitted on the shrunk image: predict there, grow back
             small_proba = self._on_shrunk(self.predict_proba, image, layout, rgb, progress, cancel)
             proba[...] = grow_proba(small_proba, shape)
             return proba
@@ -801,6 +819,27 @@ class DEMSegmenter:
                 refined = refine_edges(written[read], encoder.grey(unit, read), contrast)[inner]
                 labels[unit.label_index(core)] = refined.astype(np.uint8)
 
+    def _refine_edges_rescaled(self, source: _Source, labels, cancel) -> None:
+        """Objects fitted on a shrunk image: their outline, grown back from a grid ``1 / zoom``
+        pixels coarse, drawn again at full resolution by the half-way rule
+        (:func:`~.edges.refine_edges` with the fit's zoom: windows and band at its scale).
+        In 3D mode this is the only edge step (at the model's scale it merged stardist's
+        touching nuclei). Measured: large 2D objects fg IoU 0.941 -> 0.966, large 3D nuclei
+        0.83 -> 0.91 (docs/benchmarks.md). Whole units at a time: only in-memory images are
+        rescaled."""
+        if self.decision_.task != "objects" or self.scribbles_ is not None:
+            return
+        encoder = self._encoder()
+        contrast = self._object_contrast()
+        zoom = [self.zoom_z_, self.zoom_, self.zoom_][-len(source.spatial) :]  # Z, Y, X
+        whole = tuple(slice(0, n) for n in source.spatial)
+        for unit in source.units:
+            check_cancel(cancel)
+            written = np.asarray(labels[unit.label_index(whole)]) > 0
+            if written.any() and not written.all():
+                refined = refine_edges(written, encoder.grey(unit, whole), contrast, zoom=zoom)
+                labels[unit.label_index(whole)] = refined.astype(np.uint8)
+
     def _object_contrast(self) -> float:
         """Mean intensity of the object clusters minus that of the background ones (absolute),
         each weighted by its mixture weight: the image-wide contrast :mod:`.edges` compares with."""
@@ -857,6 +896,7 @@ class DEMSegmenter:
             "cluster_intensity": self.cluster_intensity_.tolist(),
             "decision": dataclasses.asdict(self.decision_),
             "zoom": self.zoom_,
+            "zoom_z": getattr(self, "zoom_z_", 1.0),
         }
         p = self.params_.detach().to("cpu")
         payload = {
@@ -915,6 +955,7 @@ class DEMSegmenter:
         seg.decision_ = Decision(**{**decision, "objects": tuple(decision["objects"])})
         seg.features_ = seg.decision_.features
         seg.zoom_ = float(fitted.get("zoom", 1.0))
+        seg.zoom_z_ = float(fitted.get("zoom_z", 1.0))
         if seg.features_ not in FEATURES:
             raise InputError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()

@@ -39,6 +39,7 @@ def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tenso
 class Joint(Method):
     name = "joint"
     supports_mixed = True
+    wide_views = True  #: its instance contrast needs them (ClusterSettings.wide_zoom)
 
     def __init__(self, k: int, dims: int, s: ClusterSettings) -> None:
         super().__init__(k, 2, s)  # one 2D encoder for images and slices
@@ -80,7 +81,7 @@ class Joint(Method):
         hs = self.encoder(torch.cat([sa, sb]))
         intra = self.contrastive_clustering(hs[: len(slices)], hs[len(slices) :])
         # inter: two 3D views of each volume, slice embeddings pooled by attention
-        va, vb = (augment(x, gen, zoom=s.zoom, shift=s.shift) for _ in range(2))
+        va, vb = (augment(x, gen, **self.geometry(x)) for _ in range(2))
         emb = self.slice_embeddings(torch.cat([va, vb]))
         pooled = self.pool(emb)
         inter = self.contrastive_clustering(pooled[:b], pooled[b:])

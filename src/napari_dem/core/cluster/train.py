@@ -126,7 +126,7 @@ def _features(model: Method, kinds, order, dev, gen: torch.Generator | None = No
                 xb = x[i : i + chunk]
                 if gen is not None:
                     rot = model.s.rotation if xb.ndim == 4 else 0.0
-                    xb = augment(xb, gen, rotation=rot, zoom=model.s.zoom, shift=model.s.shift)
+                    xb = augment(xb, gen, rotation=rot, **model.geometry(xb))
                 parts.append(model.embed(xb.to(dev)))
             out[kind] = torch.cat(parts)
     model.train()

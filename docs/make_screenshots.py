@@ -167,6 +167,26 @@ def fig_zstack() -> None:
     viewer.close()
 
 
+def fig_zstack_large() -> None:
+    """zstack_large.png: a stack of large nuclei (60x256x256, 30-40 px across) at default settings."""
+    from napari_dem.data.families import objects_image
+
+    viewer = _viewer((1400, 900))
+    # the first stack of benchmarks/bench_volumes.py (its seed 9700)
+    image, _ = objects_image((60, 256, 256), radius=(15.0, 20.0), coverage=0.25, seed=9700, illumination=0.3)
+    viewer.add_image(image, name="large nuclei (60x256x256)")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    labels.opacity = 0.45
+    viewer.dims.set_point(0, 30)
+    viewer.layers.selection.active = labels
+    viewer.reset_view()
+    print(seg.message.text())
+    _grab(viewer, "zstack_large.png")
+    viewer.close()
+
+
 def fig_timelapse() -> None:
     """timelapse.png and timelapse_frames.png: one mixture for the whole TYX stack."""
     from skimage import io as skio
@@ -347,6 +367,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "widgets": fig_widgets,
     "segment_2d": fig_segment_2d,
     "zstack": fig_zstack,
+    "zstack_large": fig_zstack_large,
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,
     "batch_layer": fig_batch_layer,

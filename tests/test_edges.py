@@ -112,3 +112,6 @@ def test_a_coarse_volume_outline_is_redrawn_at_full_resolution() -> None:
     refined = refine_edges(coarse, image, contrast=0.6, zoom=(1 / 3,) * 3)
     assert refined.shape == truth.shape
     assert _iou(refined, truth) > 0.9 > _iou(coarse, truth) + 0.05
+    # at the volume's own scale (no zoom) a 1-voxel too wide outline comes back as in 2D
+    wide = ndi.binary_dilation(truth)
+    assert _iou(refine_edges(wide, image, contrast=0.6), truth) > _iou(wide, truth) + 0.1

@@ -86,13 +86,14 @@ def refine_edges(
 def _near_outline(fg: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
     """Pixels within :data:`BAND` of the outline, inside or outside (``scale``: the zoom of a
     rescaled fit, the band then measured in its pixels)."""
-    if scale is None:
+    if scale is None and fg.ndim == 2:
         # A disc of radius BAND holds pixels of both sides (dilation and erosion: 5x cheaper
         # than two distance transforms, same pixels).
         disc = _disc(BAND)
         return ndi.binary_dilation(fg, disc) & ~ndi.binary_erosion(fg, disc, border_value=1)
-    # Wide anisotropic bands: the same sets from two distance transforms (to the nearest
+    # 3D, or wide anisotropic bands: the same sets from two distance transforms (to the nearest
     # pixel of the other side, from outside and from inside)
+    scale = np.ones(fg.ndim) if scale is None else scale
     outside = ndi.distance_transform_edt(~fg, sampling=scale) <= BAND
     inside = ndi.distance_transform_edt(fg, sampling=scale) <= BAND
     return np.where(fg, inside, outside)

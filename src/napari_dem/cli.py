@@ -132,8 +132,9 @@ def _add_segment_parser(sub) -> None:
         "--task",
         default="auto",
         choices=TASKS,
-        help="objects (0 = background, 1 = objects), classes (1..K by intensity), or auto "
-        "(default: objects when the image shows compact islands on a background, else classes)",
+        help="objects (0 = background, 1 = objects), classes (1..K by intensity; regions of one "
+        "brightness that differ in grain: 1..K from smooth to rough), or auto (default: objects "
+        "when the image shows compact islands on a background, else classes)",
     )
     seg.add_argument(
         "--objects",

@@ -89,6 +89,7 @@ class LabelsMeta:
     task: str = (
         "classes"  #: what the labels are: "classes" (1..K) or "objects" (0/1); "auto" = decided by the fit
     )
+    objects: str = ""  #: clusters asked to be objects (brightest, darkest, ids); "" = found by the fit
     instances: bool = False  #: split into objects (ids are then objects, not classes)
     background: str | int = "darkest"
     seed: int = 0

@@ -144,6 +144,29 @@ def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
     assert len(viewer.layers) == n_layers + 1
 
 
+def test_objects_field_overrides_the_polarity(make_napari_viewer, qtbot):
+    """When auto takes the wrong side, the objects field says which clusters are objects."""
+    img = synthetic_nuclei((128, 128), seed=2)[0]  # bright nuclei on a dark field
+    viewer = make_napari_viewer()
+    viewer.add_image(img, name="img")
+    w = dock(viewer, SEGMENT)
+    run_job(qtbot, w)
+    layer = viewer.layers["img DEM labels"]
+    auto = layer.data.copy()
+    assert 0.05 < auto.mean() < 0.5 and layer.metadata["dem"]["objects"] == ""
+    w.objects_combo.setCurrentText("darkest")
+    run_job(qtbot, w)
+    assert layer.data.mean() > 0.5  # the dark field is now the object
+    assert np.mean(layer.data[auto == 1] == 0) > 0.9  # and the nuclei are background
+    assert layer.metadata["dem"]["objects"] == "darkest"
+    # bad values are refused before anything runs, with a message saying why
+    w.objects_combo.setCurrentText("2,x")
+    assert not w.validate() and "cluster ids like 2,3" in w.message.text()
+    w.objects_combo.setCurrentText("brightest")
+    w.task_combo.setCurrentText("classes")
+    assert not w.validate() and "objects task" in w.message.text()
+
+
 @pytest.mark.slow
 def test_dask_input_not_materialised(make_napari_viewer, qtbot):
     da = pytest.importorskip("dask.array")

@@ -95,6 +95,7 @@ def run_segment(
         seed=int(meta.seed),
         tile_size=meta.tile_size,
         task=meta.task,
+        objects=meta.objects or None,
         scribbles=scribbles,
         previous=previous,
         progress=progress,

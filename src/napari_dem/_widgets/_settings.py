@@ -45,7 +45,7 @@ def set_value(field: QWidget, value: Any) -> None:
         elif isinstance(field, QDoubleSpinBox):
             field.setValue(float(value))
         elif isinstance(field, QComboBox):
-            if field.findText(str(value)) >= 0:
+            if field.isEditable() or field.findText(str(value)) >= 0:
                 field.setCurrentText(str(value))
         elif isinstance(field, QLineEdit):
             field.setText(str(value))

@@ -18,6 +18,9 @@ of :mod:`.select`; here they are put in order:
    **Classes**: the mixture is refitted on the denoised intensity alone: the tissue-class
    phantoms and the 3D MRI-like phantom scored far better so (mean Dice 0.91-0.97 against
    0.5-0.8 on the latents, whose local-contrast front end erases region means).
+   **Textures** (2D, :mod:`.texture`): when the intensity has one mode but regions of one mean
+   differ in grain, the image is classes of textures, fitted on texture features (before
+   step 2; on two-class texture phantoms the reading of steps 2-3 scored a Dice of 0.35-0.57).
 4. For objects, their typical radius from the flattened intensity (:class:`_SizeOf`): it
    scales the instance watershed and, when large, the image (:mod:`.rescale`).
 """
@@ -41,8 +44,9 @@ TASKS = ("auto", "objects", "classes")
 #: Objects get one cluster more than intensity modes unless that makes the islands less compact
 #: by more than this (mean solidity).
 EXTRA_CLUSTER_TOLERANCE = 0.0005
-#: What the mixture is fitted on: the DEM latents, or the denoised intensity alone.
-FEATURES = ("latent", "intensity")
+#: What the mixture is fitted on: the DEM latents, the denoised intensity alone, or the texture
+#: features of :mod:`.texture`.
+FEATURES = ("latent", "intensity", "texture")
 
 
 @dataclass(frozen=True)
@@ -149,16 +153,20 @@ def decide(
     extra_cluster: bool = True,
     spacing: int = 1,
     max_k: int = 255,
+    textures: Callable[[int], int] | None = None,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
     ``grid`` turns per-point values into the image of one frame on the sampling grid, whose
     points are ``spacing`` pixels apart; a chosen K never exceeds ``max_k`` (the image's
-    distinct values). ``refining``: the strokes (``guided``) correct given labels."""
-    from .select import MAX_AUTO_K, choose_k, choose_task
+    distinct values). ``refining``: the strokes (``guided``) correct given labels.
+    ``textures(intensity modes)``: how many texture classes the image holds by the rule of
+    :mod:`.texture` (1: not read as textures); None where the fit cannot read textures."""
+    from .select import MAX_AUTO_K, choose_k_of, choose_task, count_modes
 
     task = check_task(task)
     k_chosen = n_clusters is None and not guided
-    k = min(choose_k(intensity.cpu().numpy(), seed), max(2, max_k)) if k_chosen else int(n_clusters)
+    modes = count_modes(intensity.cpu().numpy(), seed) if k_chosen or textures is not None else 0
+    k = min(choose_k_of(modes), max(2, max_k)) if k_chosen else int(n_clusters)
     if guided:  # painted classes are classes: their ids are the user's
         # Strokes that correct a classes result work on the features that made it (intensity);
         # on the latents its classes would be re-drawn (DSB2018, K=3: 95 % of the dim class kept
@@ -172,6 +180,14 @@ def decide(
         return Decision(
             k, "objects", ids, "latent", k_chosen, "objects (as given)", radius, object_radius_z=radius_z
         )
+    n_textures = textures(modes) if textures is not None and objects is None and task != "objects" else 1
+    if n_textures >= 2:
+        k = min(n_textures, max(2, max_k)) if k_chosen else k
+        reason = (
+            f"classes by texture ({n_textures} textures of one mean intensity"
+            f"{'' if task == 'auto' else ', classes as given'})"
+        )
+        return Decision(k, "classes", (), "texture", k_chosen, reason)
     if task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
     first = choose_task(grid(fit(k)), k)

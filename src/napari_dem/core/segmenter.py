@@ -65,6 +65,9 @@ from .segment import (
     min_side,
     validate_image,
 )
+from .texture import SCALES as TEXTURE_SCALES
+from .texture import halo as texture_halo
+from .texture import roughness, texture_evidence, texture_features
 from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of
 
 SEGMENTER_FORMAT = "napari-dem-segmenter"
@@ -78,6 +81,9 @@ INTENSITY_SIGMA = 1.0
 #: class phantoms 0.973 / 0.975 (3 classes), 0.957 / 0.934 (5), MRI-like 0.993 / 0.960; on the
 #: development seeds 0.971 / 0.971, 0.952 / 0.928, 0.997 / 0.974 (raw intensity: 0.87-0.98).
 CLASSES_SIGMA = 0.5
+
+#: Side (px) of the central crop the texture rule looks at (:meth:`DEMSegmenter._texture_probe`).
+TEXTURE_PROBE = 512
 
 #: (fit-image index, unit index, tile index) -> (latents, denoised intensity) of the tile's core,
 #: kept between passes
@@ -158,6 +164,13 @@ class _Encoder:
             smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.sharp.to(x))
         return smooth[(0, 0, *inner)]
 
+    def texture(self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]) -> torch.Tensor:
+        """``(*core, F)`` texture features of the channel mean (:mod:`.texture`): no network needed."""
+        x = self._normalised(unit, read)
+        with torch.inference_mode():
+            feats = texture_features(x.mean(0, keepdim=True), self.model.encoder.context.blur)
+        return feats[inner]
+
     def __call__(
         self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...], latents: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,22 +200,33 @@ class _Samples:
     intensities: list[torch.Tensor] = field(default_factory=list)
     clamps: list[torch.Tensor] = field(default_factory=list)
     priors: list[torch.Tensor] = field(default_factory=list)
+    textures: list[torch.Tensor] = field(default_factory=list)
 
     def add(
-        self, feats, core_int, index: tuple[np.ndarray, ...], keys: np.ndarray, clamp, prior=None
+        self,
+        feats,
+        core_int,
+        index: tuple[np.ndarray, ...],
+        keys: np.ndarray,
+        clamp,
+        prior=None,
+        texture=None,
     ) -> None:
-        """Points ``index`` of a tile; ``clamp``/``prior``: component per point, -1 for none."""
+        """Points ``index`` of a tile; ``clamp``/``prior``: component per point, -1 for none;
+        ``texture``: the tile's texture features, or None when the fit cannot read textures."""
         ix = tuple(torch.from_numpy(np.asarray(p)).to(feats.device) for p in index)
         self.latents.append(feats[ix].cpu())
         self.intensities.append(core_int[ix].cpu())
         self.keys.append(torch.from_numpy(keys))
         self.clamps.append(clamp)
         self.priors.append(clamp if prior is None else prior)
+        self.textures.append(core_int.new_zeros((len(keys), 0)) if texture is None else texture[ix].cpu())
 
     def ordered(self, dev: torch.device) -> tuple[torch.Tensor, ...]:
-        """(latents, intensities, clamps, priors) sorted by key: the same order however tiles were read."""
+        """(latents, intensities, clamps, priors, textures) sorted by key: the same order however
+        tiles were read."""
         order = torch.argsort(torch.cat(self.keys))
-        parts = (self.latents, self.intensities, self.clamps, self.priors)
+        parts = (self.latents, self.intensities, self.clamps, self.priors, self.textures)
         return tuple(torch.cat(p)[order].to(dev) for p in parts)
 
 
@@ -468,9 +492,33 @@ class DEMSegmenter:
         cache: LatentCache | None = None
         if keep_cache and latents and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
-        x, intensity, clamp, prior = self._sample(sources, encoder, steps, cancel, cache, latents)
-        self._decide_and_fit(x, intensity, clamp, prior if self._previous is not None else None, sources)
+        x, intensity, clamp, prior, _ = self._sample(sources, encoder, steps, cancel, cache, latents)
+        probe = resample = None
+        if self._reads_textures(redraw):
+
+            def probe(modes: int) -> int:
+                return texture_evidence(*self._texture_probe(sources[0], encoder), modes, self.seed)
+
+            def resample() -> torch.Tensor:
+                return self._sample(sources, encoder, _Steps(None, 1), cancel, None, False, textures=True)[4]
+
+        self._decide_and_fit(
+            x, intensity, clamp, prior if self._previous is not None else None, sources, probe, resample
+        )
         return sources, cache
+
+    def _reads_textures(self, redraw: bool) -> bool:
+        """Whether the fit may read the image as texture classes (:mod:`.texture`): in 2D mode,
+        unguided, with neither objects nor the objects task given, and a model whose halo
+        covers the texture filters (so that tiles stay exact)."""
+        return (
+            self.mode_ == "2d"
+            and self.scribbles_ is None
+            and not redraw
+            and self._objects is None
+            and check_task(self.task) != "objects"
+            and self.model_.halo >= texture_halo()
+        )
 
     def _decide_and_fit(
         self,
@@ -479,8 +527,13 @@ class DEMSegmenter:
         clamp: torch.Tensor,
         prior: torch.Tensor | None,
         sources: list[_Source],
+        probe: Callable[[int], int] | None = None,
+        resample: Callable[[], torch.Tensor] | None = None,
     ) -> None:
-        """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture."""
+        """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture.
+
+        ``probe(intensity modes)`` counts texture classes on a crop; ``resample()`` gives the
+        texture features at the sample's points (a second pass, only for texture classes)."""
         self._check_distinct(self.n_clusters_ or 2)
         guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
@@ -489,10 +542,14 @@ class DEMSegmenter:
         def fit(features: str, k: int) -> tuple:
             """(mixture in label order, label intensities, standardisation), fitted once per (features, K)."""
             if (features, k) not in fits:
-                feats = x if features == "latent" else intensity.unsqueeze(-1)
+                if features == "texture":  # ordered from smooth to rough
+                    feats = resample()
+                    order_by = roughness(feats)
+                else:
+                    feats, order_by = (x if features == "latent" else intensity.unsqueeze(-1)), intensity
                 # Classes on intensity share one variance: see :func:`.em.tie_variances`.
                 params, cluster_int, std = fit_mixture(
-                    feats, intensity, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, prior,
+                    feats, order_by, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, prior,
                     tied=features == "intensity",
                 )  # fmt: skip
                 order = label_order(cluster_int, guided)
@@ -511,6 +568,7 @@ class DEMSegmenter:
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
             refining=prior is not None, seed=self.seed, extra_cluster=self.mode_ == "2d",
             spacing=stride, max_k=self._n_distinct,
+            textures=probe,
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(self.n_clusters_)
@@ -583,6 +641,25 @@ class DEMSegmenter:
         regions = list(tile_regions(spatial, self.tile_size_, self.model_.halo))
         return _Source(image, layout, units, regions)
 
+    def _texture_probe(self, source: _Source, encoder: _Encoder) -> tuple[torch.Tensor, torch.Tensor]:
+        """(texture features ``(N, F)``, denoised intensity ``(N,)``) of every pixel of a central
+        crop of at most :data:`TEXTURE_PROBE` px a side of the middle unit: enough points for
+        the texture rule at a bounded cost on any image (the filters cost ~70 ms a 512 px tile)."""
+        unit = source.units[len(source.units) // 2]
+        core = tuple(
+            slice((n - min(n, TEXTURE_PROBE)) // 2, (n - min(n, TEXTURE_PROBE)) // 2 + min(n, TEXTURE_PROBE))
+            for n in source.spatial
+        )
+        halo = self.model_.halo
+        read = tuple(
+            slice(max(0, c.start - halo), min(n, c.stop + halo))
+            for c, n in zip(core, source.spatial, strict=True)
+        )
+        inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, read, strict=True))
+        feats = encoder.texture(unit, read, inner)
+        _, intensity = encoder(unit, read, inner, latents=False)
+        return feats.reshape(-1, feats.shape[-1]), intensity.reshape(-1)
+
     def _encoder(self) -> _Encoder:
         ndim = 3 if self.mode_ == "3d" else 2
         return _Encoder(self.model_, self.device_, self.lo_, self.hi_, ndim)
@@ -599,9 +676,10 @@ class DEMSegmenter:
         cancel,
         cache: LatentCache | None,
         latents: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Pass 1: latents (``latents=False``: none) and intensities at the global grid points
-        and the painted pixels."""
+        textures: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """Pass 1: latents (``latents=False``: none), intensities, clamps, priors and texture
+        features (``textures=False``: none) at the global grid points and the painted pixels."""
         stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         bases = np.cumsum([0] + [len(s.units) * math.prod(s.spatial) for s in sources]).tolist()
         samples = _Samples()
@@ -612,6 +690,7 @@ class DEMSegmenter:
                 for r, (core, read, inner) in enumerate(source.regions):
                     check_cancel(cancel)
                     feats, core_int = encoder(unit, read, inner, latents)
+                    texture = encoder.texture(unit, read, inner) if textures else None
                     if cache is not None:
                         cache[(i, u, r)] = (feats.cpu(), core_int.cpu())
                     base = bases[i] + u * n_spatial
@@ -622,7 +701,7 @@ class DEMSegmenter:
                         )
                         samples.add(
                             feats, core_int, tuple(points), glob + base, torch.full((len(glob),), -1),
-                            self._prior_at(unit, core, points),
+                            self._prior_at(unit, core, points), texture,
                         )  # fmt: skip
                     if self.scribbles_ is not None:
                         # Painted points get keys past every grid key: they sort after the grid.
@@ -842,7 +921,8 @@ class DEMSegmenter:
         return float(abs(side[0] - side[1]))
 
     def _features(self, latents: torch.Tensor | None, intensity: torch.Tensor) -> torch.Tensor:
-        """``(N, F)`` mixture features of a tile: the latents, or the intensity (classes)."""
+        """``(N, F)`` mixture features of a tile: the latents, or the intensity (classes); for
+        texture classes ``latents`` holds the texture features."""
         if self.features_ == "intensity":
             return intensity.reshape(-1, 1)
         return latents.reshape(-1, latents.shape[-1])
@@ -852,16 +932,21 @@ class DEMSegmenter:
         (classes: on the intensity at :data:`CLASSES_SIGMA`, without the network)."""
         encoder = self._encoder()
         on_intensity = self.features_ == "intensity"
+        on_texture = self.features_ == "texture"
         params = self.params_.to(self.device_)
         mean, scale = self.feature_mean_.to(self.device_), self.feature_scale_.to(self.device_)
         steps.begin(source.n_tiles)
         for u, unit in enumerate(source.units):
             for r, (core, read, inner) in enumerate(source.regions):
                 check_cancel(cancel)
-                if on_intensity:
+                if on_intensity or on_texture:
                     if cache is not None:
                         cache.pop((0, u, r))
-                    latents, intensity = None, encoder.sharp_intensity(unit, read, inner)
+                    if on_intensity:
+                        latents, intensity = None, encoder.sharp_intensity(unit, read, inner)
+                    else:  # texture classes: the features stand in for the latents
+                        latents = encoder.texture(unit, read, inner)
+                        intensity = latents[..., 0]  # only its shape is read below
                 elif cache is not None:
                     latents, intensity = (t.to(self.device_) for t in cache.pop((0, u, r)))
                 else:
@@ -950,7 +1035,9 @@ class DEMSegmenter:
         if seg.features_ not in FEATURES:
             raise InputError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()
-        features = 1 if seg.features_ == "intensity" else model.config.latent_dim * len(seg.lo_)
+        features = {"intensity": 1, "texture": len(TEXTURE_SCALES)}.get(
+            seg.features_, model.config.latent_dim * len(seg.lo_)
+        )
         if tuple(seg.params_.means.shape) != (1, seg.n_clusters_, features) or len(seg.hi_) != len(seg.lo_):
             raise InputError("the mixture does not fit the model and the channels")
         return seg

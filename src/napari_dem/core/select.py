@@ -118,7 +118,12 @@ def count_modes(values: np.ndarray, seed: int = 0, components: int = DENSITY_COM
 
 def choose_k(intensity: np.ndarray, seed: int = 0) -> int:
     """K for the mixture when none is given: the intensity modes, at least 2."""
-    return int(np.clip(count_modes(intensity, seed), 2, MAX_AUTO_K))
+    return choose_k_of(count_modes(intensity, seed))
+
+
+def choose_k_of(modes: int) -> int:
+    """K from a count of intensity modes: at least 2, at most :data:`MAX_AUTO_K`."""
+    return int(np.clip(modes, 2, MAX_AUTO_K))
 
 
 @dataclass(frozen=True)

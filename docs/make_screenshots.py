@@ -187,6 +187,25 @@ def fig_zstack_large() -> None:
     viewer.close()
 
 
+def fig_texture() -> None:
+    """segment_texture.png: two textures of one mean brightness, found as classes at default settings."""
+    from napari_dem.data.families import classes_image
+
+    viewer = _viewer()
+    # the panel's texture case (benchmarks/_panel_cases.py, seed 9022)
+    image, _ = classes_image((256, 256), n_classes=2, contrast="texture", scale=20, seed=9022)
+    viewer.add_image(image, name="two textures")
+    _, seg = _dock(viewer, "Segment (DEM)")
+    _wait(seg, seg.run)
+    labels = seg.labels_layer
+    labels.opacity = 0.35
+    viewer.layers.selection.active = labels
+    viewer.reset_view()
+    print(seg.message.text())
+    _grab(viewer, "segment_texture.png")
+    viewer.close()
+
+
 def fig_timelapse() -> None:
     """timelapse.png and timelapse_frames.png: one mixture for the whole TYX stack."""
     from skimage import io as skio
@@ -368,6 +387,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "segment_2d": fig_segment_2d,
     "zstack": fig_zstack,
     "zstack_large": fig_zstack_large,
+    "texture": fig_texture,
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,
     "batch_layer": fig_batch_layer,

@@ -174,17 +174,23 @@ def fig_zstack_large() -> None:
     viewer = _viewer((1400, 900))
     # the first stack of benchmarks/bench_volumes.py (its seed 9700)
     image, _ = objects_image((60, 256, 256), radius=(15.0, 20.0), coverage=0.25, seed=9700, illumination=0.3)
-    viewer.add_image(image, name="large nuclei (60x256x256)")
+    _segment_at_defaults(viewer, image, "large nuclei (60x256x256)", 0.45)
+    viewer.dims.set_point(0, 30)
+    _grab(viewer, "zstack_large.png")
+    viewer.close()
+
+
+def _segment_at_defaults(viewer, image: np.ndarray, name: str, opacity: float):
+    """Add ``image``, press Run on a Segment widget with nothing set, show its labels on top."""
+    viewer.add_image(image, name=name)
     _, seg = _dock(viewer, "Segment (DEM)")
     _wait(seg, seg.run)
     labels = seg.labels_layer
-    labels.opacity = 0.45
-    viewer.dims.set_point(0, 30)
+    labels.opacity = opacity
     viewer.layers.selection.active = labels
     viewer.reset_view()
     print(seg.message.text())
-    _grab(viewer, "zstack_large.png")
-    viewer.close()
+    return labels
 
 
 def fig_texture() -> None:
@@ -194,14 +200,7 @@ def fig_texture() -> None:
     viewer = _viewer()
     # the panel's texture case (benchmarks/_panel_cases.py, seed 9022)
     image, _ = classes_image((256, 256), n_classes=2, contrast="texture", scale=20, seed=9022)
-    viewer.add_image(image, name="two textures")
-    _, seg = _dock(viewer, "Segment (DEM)")
-    _wait(seg, seg.run)
-    labels = seg.labels_layer
-    labels.opacity = 0.35
-    viewer.layers.selection.active = labels
-    viewer.reset_view()
-    print(seg.message.text())
+    _segment_at_defaults(viewer, image, "two textures", 0.35)
     _grab(viewer, "segment_texture.png")
     viewer.close()
 

@@ -202,4 +202,34 @@ def test_bad_settings_show_message(make_napari_viewer, tmp_path):
     w.folder_edit.setText(str(tmp_path / "in"))
     w.model_edit.setText(str(tmp_path / "missing.pt"))
     assert w.run() is None and "model file not found" in w.message.text()
+    w.model_edit.setText("")
+    # objects that do not parse, or objects with the classes task
+    w.objects_combo.setCurrentText("2,x")
+    assert w.run() is None and "cluster ids like 2,3" in w.message.text()
+    w.objects_combo.setCurrentText("darkest")
+    w.task_combo.setCurrentText("classes")
+    assert w.run() is None and "objects task" in w.message.text()
     assert w.job is None and not (tmp_path / "out").exists()
+
+
+def test_task_and_objects_reach_every_file(make_napari_viewer, qtbot, tmp_path):
+    """A batch of many images should not mix objects and classes: task and objects apply to all."""
+    import tifffile
+
+    from napari_dem.batch import output_path
+
+    viewer = make_napari_viewer()
+    inputs = _write_images(tmp_path / "in", 2)
+    w = _folder_widget(viewer, tmp_path / "in", tmp_path / "out")
+    w.objects_combo.setCurrentText("darkest")  # the dark field is the object: most of each image
+    run_job(qtbot, w)
+    assert len(w.summary.done) == 2
+    for src in inputs:
+        assert tifffile.imread(output_path(src, tmp_path / "out", ".tif")).mean() > 0.5
+    w.objects_combo.setCurrentText("auto")
+    w.task_combo.setCurrentText("classes")
+    w.clusters_spin.setValue(3)
+    w.overwrite_check.setChecked(True)
+    run_job(qtbot, w)
+    for src in inputs:
+        assert set(np.unique(tifffile.imread(output_path(src, tmp_path / "out", ".tif")))) == {1, 2, 3}

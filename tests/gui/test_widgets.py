@@ -123,12 +123,17 @@ def test_cancel_leaves_no_layer(make_napari_viewer, qtbot):
     assert w.run_button.text() == "Run"
 
 
-def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
+def _segmented(make_napari_viewer, qtbot, img: np.ndarray):
+    """A viewer with ``img`` as layer "img", Segment run on it at default settings, and its labels."""
     viewer = make_napari_viewer()
-    viewer.add_image(img2d, name="img")
+    viewer.add_image(img, name="img")
     w = dock(viewer, SEGMENT)
     run_job(qtbot, w)
-    layer = viewer.layers["img DEM labels"]
+    return viewer, w, viewer.layers["img DEM labels"]
+
+
+def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
+    viewer, w, layer = _segmented(make_napari_viewer, qtbot, img2d)
     first = layer.data.copy()
     n_layers = len(viewer.layers)
     w.task_combo.setCurrentText("classes")
@@ -147,11 +152,7 @@ def test_rerun_updates_same_layer_and_undo(make_napari_viewer, qtbot, img2d):
 def test_objects_field_overrides_the_polarity(make_napari_viewer, qtbot):
     """When auto takes the wrong side, the objects field says which clusters are objects."""
     img = synthetic_nuclei((128, 128), seed=2)[0]  # bright nuclei on a dark field
-    viewer = make_napari_viewer()
-    viewer.add_image(img, name="img")
-    w = dock(viewer, SEGMENT)
-    run_job(qtbot, w)
-    layer = viewer.layers["img DEM labels"]
+    _, w, layer = _segmented(make_napari_viewer, qtbot, img)
     auto = layer.data.copy()
     assert 0.05 < auto.mean() < 0.5 and layer.metadata["dem"]["objects"] == ""
     w.objects_combo.setCurrentText("darkest")

@@ -44,6 +44,7 @@ from ._common import (
 )
 from ._runs import load_run_model, session_model_for, snapshot
 from ._settings import RememberedFields
+from ._task import TaskFields
 
 if TYPE_CHECKING:
     import napari
@@ -117,6 +118,8 @@ class BatchWidget(DemDockWidget):
         self.clusters_spin.setRange(0, MAX_CLUSTERS)
         self.clusters_spin.setSpecialValueText("auto (from each image)")  # shown for 0
         self.clusters_spin.setValue(0)
+        self.task_fields = TaskFields()
+        self.task_combo, self.objects_combo = self.task_fields.task_combo, self.task_fields.objects_combo
         self.instances_check = QCheckBox("instances (split objects)")
         self.model_edit = QLineEdit()
         self.model_edit.setPlaceholderText("default model")
@@ -200,6 +203,7 @@ class BatchWidget(DemDockWidget):
         form.addRow("output folder", _row(self.out_edit, self.out_button))
         form.addRow("format", self.format_combo)
         form.addRow("clusters", self.clusters_spin)
+        self.task_fields.add_rows(form)
         form.addRow("", self.instances_check)
         form.addRow("model", _row(self.model_edit, self.model_button))
         form.addRow("device", self.device_combo)
@@ -234,6 +238,7 @@ class BatchWidget(DemDockWidget):
                 "output": self.out_edit,
                 "format": self.format_combo,
                 "n_clusters": self.clusters_spin,
+                **self.task_fields.remembered(),
                 "instances": self.instances_check,
                 "model": self.model_edit,
                 "device": self.device_combo,
@@ -286,6 +291,8 @@ class BatchWidget(DemDockWidget):
             n_clusters=self.clusters_spin.value() or None,  # 0 = auto: chosen from the image
             axes=axes,
             instances=self.instances_check.isChecked(),
+            task=self.task_fields.task,
+            objects=self.task_fields.objects(),  # ValueError for a bad value: shown, nothing runs
             model=str(Path(model).expanduser()) if model else None,
             device=self.device_combo.currentText(),
             seed=self.seed_spin.value(),
@@ -580,6 +587,7 @@ class BatchWidget(DemDockWidget):
             n_clusters=int(k),
             n_clusters_asked=settings.n_clusters or 0,
             task=task,
+            objects=str(settings.objects or ""),
             instances=settings.instances,
             background=settings.background,
             seed=settings.seed,

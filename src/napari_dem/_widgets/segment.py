@@ -21,7 +21,6 @@ from qtpy.QtWidgets import (
 )
 
 import napari_dem.core  # noqa: F401  (crash guard before anything torch-related)
-from napari_dem.core.decide import TASKS, parse_objects
 from napari_dem.core.layout import parse_axes
 from napari_dem.core.model import available_devices
 from napari_dem.core.segment import MAX_CLUSTERS, choose_mode
@@ -43,6 +42,7 @@ from ._common import (
 )
 from ._runs import load_run_model, run_segment, session_model_for, snapshot
 from ._settings import RememberedFields
+from ._task import TaskFields
 
 if TYPE_CHECKING:
     import napari
@@ -76,11 +76,8 @@ class SegmentWidget(DemDockWidget):
         self.clusters_spin.setRange(0, MAX_CLUSTERS)
         self.clusters_spin.setSpecialValueText("auto (from the image)")  # shown for 0
         self.clusters_spin.setValue(0)
-        self.task_combo = QComboBox()
-        self.task_combo.addItems(list(TASKS))
-        self.objects_combo = QComboBox()
-        self.objects_combo.setEditable(True)  # or cluster ids such as 2,3
-        self.objects_combo.addItems(["auto", "brightest", "darkest"])
+        self.task_fields = TaskFields()
+        self.task_combo, self.objects_combo = self.task_fields.task_combo, self.task_fields.objects_combo
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["auto", "2d", "3d"])
         self.model_edit = QLineEdit()
@@ -108,17 +105,6 @@ class SegmentWidget(DemDockWidget):
                 "K, the number of intensity clusters. auto = chosen from the image (its intensity "
                 "modes; objects get one more for dim objects). Set it when two kinds of objects, or "
                 "two tissue classes, share a label."
-            ),
-            self.task_combo: (
-                "objects: 0 = background, 1 = objects (bright on dark or dark on bright, found "
-                "automatically). classes: labels 1..K by intensity (tissue types, phases), or from "
-                "smooth to rough for regions of one brightness that differ in grain. auto decides "
-                "from the image; the message says what it chose."
-            ),
-            self.objects_combo: (
-                "Which clusters are the objects (task objects or auto). auto = found from the image "
-                "(bright objects on dark or dark on bright). brightest or darkest, or cluster ids such "
-                "as 2,3 (1 = the darkest cluster): use it when auto takes the wrong side."
             ),
             self.mode_combo: (
                 "2d segments each plane on its own, 3d whole volumes with the 3D model. auto = 3d when "
@@ -159,8 +145,7 @@ class SegmentWidget(DemDockWidget):
         form.addRow("image", self.image_combo)
         form.addRow("axes", self.axes_edit)
         form.addRow("clusters", self.clusters_spin)
-        form.addRow("task", self.task_combo)
-        form.addRow("objects", self.objects_combo)
+        self.task_fields.add_rows(form)
         form.addRow("mode", self.mode_combo)
         form.addRow("model", model_box)
         form.addRow("device", self.device_combo)
@@ -182,8 +167,7 @@ class SegmentWidget(DemDockWidget):
             "segment",
             {
                 "n_clusters": self.clusters_spin,
-                "task": self.task_combo,
-                "objects": self.objects_combo,
+                **self.task_fields.remembered(),
                 "mode": self.mode_combo,
                 "model": self.model_edit,
                 "device": self.device_combo,
@@ -198,8 +182,7 @@ class SegmentWidget(DemDockWidget):
         for signal in (
             self.axes_edit.textChanged,
             self.clusters_spin.valueChanged,
-            self.task_combo.currentTextChanged,
-            self.objects_combo.currentTextChanged,
+            *self.task_fields.signals(),
             self.mode_combo.currentTextChanged,
             self.model_edit.textChanged,
             self.device_combo.currentTextChanged,
@@ -238,8 +221,7 @@ class SegmentWidget(DemDockWidget):
     def settings(self) -> dict[str, Any]:
         return {
             "n_clusters": self.clusters_spin.value(),
-            "task": self.task_combo.currentText(),
-            "objects": self.objects_combo.currentText().strip(),
+            "task": self.task_fields.task,
             "mode": self.mode_combo.currentText(),
             "model": self.model_edit.text().strip(),
             "device": self.device_combo.currentText(),
@@ -265,10 +247,7 @@ class SegmentWidget(DemDockWidget):
         k = settings["n_clusters"] or 2  # 0 = auto
         if not 2 <= k <= MAX_CLUSTERS:
             raise ValueError(f"the number of clusters must be from 2 to {MAX_CLUSTERS}, got {k}")
-        if settings["objects"].lower() not in ("", "auto"):
-            if settings["task"] == "classes":
-                raise ValueError("objects applies to the objects task: set task to auto or objects")
-            parse_objects(settings["objects"])  # InputError (a ValueError) names what is wrong
+        settings["objects"] = self.task_fields.objects()
         if self.slice_check.isChecked():
             if settings["mode"] == "3d":
                 raise ValueError("'current slice only' segments one 2D plane: choose mode auto or 2d")
@@ -369,7 +348,7 @@ class SegmentWidget(DemDockWidget):
             n_clusters=int(settings["n_clusters"]),
             n_clusters_asked=int(settings["n_clusters"]),
             task=settings["task"],
-            objects="" if settings["objects"].lower() in ("", "auto") else settings["objects"],
+            objects=settings["objects"] or "",
             seed=int(settings["seed"]),
             device=settings["device"],
             level=plan["level"],

@@ -365,10 +365,11 @@ class DEMSegmenter:
 
     At default settings the fit decides (:mod:`.decide`, :mod:`.select`): K
     (``n_clusters=None``: the intensity modes), the ``task`` (``"auto"``: objects on a
-    background, or classes) and, for objects, which clusters are objects (``objects``:
-    ``"brightest"``, ``"darkest"`` or ids; ``background`` says the same from the other
-    side). The decision is in :attr:`decision_`. :meth:`predict` gives the task's labels:
-    objects 0 = background, 1 = objects; classes 1..K by intensity.
+    background, or classes; in 2D also classes of texture, :mod:`.texture`) and, for objects,
+    which clusters are objects (``objects``: ``"brightest"``, ``"darkest"`` or ids;
+    ``background`` says the same from the other side). The decision is in :attr:`decision_`.
+    :meth:`predict` gives the task's labels: objects 0 = background, 1 = objects; classes
+    1..K by intensity (texture classes: from smooth to rough).
     """
 
     def __init__(

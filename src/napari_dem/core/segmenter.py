@@ -68,7 +68,7 @@ from .segment import (
 from .texture import SCALES as TEXTURE_SCALES
 from .texture import halo as texture_halo
 from .texture import roughness, texture_evidence, texture_features
-from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of
+from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of, with_halo
 
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
@@ -159,17 +159,23 @@ class _Encoder:
 
     def sharp_intensity(self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]) -> torch.Tensor:
         """The ``(*core)`` channel-mean intensity at :data:`CLASSES_SIGMA`: no network needed."""
-        x = self._normalised(unit, read)
-        with torch.inference_mode():
-            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.sharp.to(x))
-        return smooth[(0, 0, *inner)]
+        return self._smoothed(self._normalised(unit, read), inner, self.sharp)
 
-    def texture(self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]) -> torch.Tensor:
-        """``(*core, F)`` texture features of the channel mean (:mod:`.texture`): no network needed."""
+    def texture(
+        self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(*core, F)`` texture features of the channel mean (:mod:`.texture`) and the ``(*core)``
+        denoised intensity, from one read of the block: no network needed."""
         x = self._normalised(unit, read)
         with torch.inference_mode():
             feats = texture_features(x.mean(0, keepdim=True), self.model.encoder.context.blur)
-        return feats[inner]
+        return feats[inner], self._smoothed(x, inner, self.kernel)
+
+    def _smoothed(self, x: torch.Tensor, inner: tuple[slice, ...], kernel: torch.Tensor) -> torch.Tensor:
+        """The ``(*core)`` channel mean of the normalised block ``x`` blurred by ``kernel``."""
+        with torch.inference_mode():
+            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), kernel.to(x))
+        return smooth[(0, 0, *inner)]
 
     def __call__(
         self, unit: Unit, read: tuple[slice, ...], inner: tuple[slice, ...], latents: bool = True
@@ -179,13 +185,12 @@ class _Encoder:
         ``latents=False``: the network is not run and the latents are ``(*core, 0)`` (a classes
         fit needs only the intensity)."""
         x = self._normalised(unit, read)
+        # Denoised intensity (channel mean, Gaussian sigma 1 px): what "brighter" means for
+        # ordering labels, counting intensity modes, and the classes features.
+        core_int = self._smoothed(x, inner, self.kernel)
+        if not latents:
+            return core_int.new_zeros((*core_int.shape, 0)), core_int
         with torch.inference_mode():
-            # Denoised intensity (channel mean, Gaussian sigma 1 px): what "brighter" means
-            # for ordering labels, counting intensity modes, and the classes features.
-            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), self.kernel.to(x))
-            core_int = smooth[(0, 0, *inner)]
-            if not latents:
-                return core_int.new_zeros((*core_int.shape, 0)), core_int
             z = self.model.encode(x)
         z = z[(slice(None), slice(None), *inner)]
         return z.reshape(-1, *z.shape[2:]).movedim(0, -1), core_int
@@ -200,33 +205,22 @@ class _Samples:
     intensities: list[torch.Tensor] = field(default_factory=list)
     clamps: list[torch.Tensor] = field(default_factory=list)
     priors: list[torch.Tensor] = field(default_factory=list)
-    textures: list[torch.Tensor] = field(default_factory=list)
 
     def add(
-        self,
-        feats,
-        core_int,
-        index: tuple[np.ndarray, ...],
-        keys: np.ndarray,
-        clamp,
-        prior=None,
-        texture=None,
+        self, feats, core_int, index: tuple[np.ndarray, ...], keys: np.ndarray, clamp, prior=None
     ) -> None:
-        """Points ``index`` of a tile; ``clamp``/``prior``: component per point, -1 for none;
-        ``texture``: the tile's texture features, or None when the fit cannot read textures."""
+        """Points ``index`` of a tile; ``clamp``/``prior``: component per point, -1 for none."""
         ix = tuple(torch.from_numpy(np.asarray(p)).to(feats.device) for p in index)
         self.latents.append(feats[ix].cpu())
         self.intensities.append(core_int[ix].cpu())
         self.keys.append(torch.from_numpy(keys))
         self.clamps.append(clamp)
         self.priors.append(clamp if prior is None else prior)
-        self.textures.append(core_int.new_zeros((len(keys), 0)) if texture is None else texture[ix].cpu())
 
     def ordered(self, dev: torch.device) -> tuple[torch.Tensor, ...]:
-        """(latents, intensities, clamps, priors, textures) sorted by key: the same order however
-        tiles were read."""
+        """(latents, intensities, clamps, priors) sorted by key: the same order however tiles were read."""
         order = torch.argsort(torch.cat(self.keys))
-        parts = (self.latents, self.intensities, self.clamps, self.priors, self.textures)
+        parts = (self.latents, self.intensities, self.clamps, self.priors)
         return tuple(torch.cat(p)[order].to(dev) for p in parts)
 
 
@@ -493,29 +487,28 @@ class DEMSegmenter:
         cache: LatentCache | None = None
         if keep_cache and latents and self._latent_bytes(sources) <= CACHE_BYTES:
             cache = {}
-        x, intensity, clamp, prior, _ = self._sample(sources, encoder, steps, cancel, cache, latents)
+        x, intensity, clamp, prior = self._sample(sources, encoder, steps, cancel, cache, latents)
         probe = resample = None
-        if self._reads_textures(redraw):
+        if self._reads_textures():
 
             def probe(modes: int) -> int:
                 return texture_evidence(*self._texture_probe(sources[0], encoder), modes, self.seed)
 
             def resample() -> torch.Tensor:
-                return self._sample(sources, encoder, _Steps(None, 1), cancel, None, False, textures=True)[4]
+                return self._sample(sources, encoder, _Steps(None, 1), cancel, None, textures=True)[0]
 
         self._decide_and_fit(
             x, intensity, clamp, prior if self._previous is not None else None, sources, probe, resample
         )
         return sources, cache
 
-    def _reads_textures(self, redraw: bool) -> bool:
+    def _reads_textures(self) -> bool:
         """Whether the fit may read the image as texture classes (:mod:`.texture`): in 2D mode,
         unguided, with neither objects nor the objects task given, and a model whose halo
         covers the texture filters (so that tiles stay exact)."""
         return (
             self.mode_ == "2d"
             and self.scribbles_ is None
-            and not redraw
             and self._objects is None
             and check_task(self.task) != "objects"
             and self.model_.halo >= texture_halo()
@@ -651,14 +644,7 @@ class DEMSegmenter:
             slice((n - min(n, TEXTURE_PROBE)) // 2, (n - min(n, TEXTURE_PROBE)) // 2 + min(n, TEXTURE_PROBE))
             for n in source.spatial
         )
-        halo = self.model_.halo
-        read = tuple(
-            slice(max(0, c.start - halo), min(n, c.stop + halo))
-            for c, n in zip(core, source.spatial, strict=True)
-        )
-        inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, read, strict=True))
-        feats = encoder.texture(unit, read, inner)
-        _, intensity = encoder(unit, read, inner, latents=False)
+        feats, intensity = encoder.texture(unit, *with_halo(core, source.spatial, self.model_.halo))
         return feats.reshape(-1, feats.shape[-1]), intensity.reshape(-1)
 
     def _encoder(self) -> _Encoder:
@@ -678,9 +664,10 @@ class DEMSegmenter:
         cache: LatentCache | None,
         latents: bool = True,
         textures: bool = False,
-    ) -> tuple[torch.Tensor, ...]:
-        """Pass 1: latents (``latents=False``: none), intensities, clamps, priors and texture
-        features (``textures=False``: none) at the global grid points and the painted pixels."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pass 1: latents (``latents=False``: none; ``textures=True``: the texture features in
+        their place, for a texture fit), intensities, clamps and priors at the global grid
+        points and the painted pixels."""
         stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         bases = np.cumsum([0] + [len(s.units) * math.prod(s.spatial) for s in sources]).tolist()
         samples = _Samples()
@@ -690,8 +677,10 @@ class DEMSegmenter:
             for u, unit in enumerate(source.units):
                 for r, (core, read, inner) in enumerate(source.regions):
                     check_cancel(cancel)
-                    feats, core_int = encoder(unit, read, inner, latents)
-                    texture = encoder.texture(unit, read, inner) if textures else None
+                    if textures:
+                        feats, core_int = encoder.texture(unit, read, inner)
+                    else:
+                        feats, core_int = encoder(unit, read, inner, latents)
                     if cache is not None:
                         cache[(i, u, r)] = (feats.cpu(), core_int.cpu())
                     base = bases[i] + u * n_spatial
@@ -702,7 +691,7 @@ class DEMSegmenter:
                         )
                         samples.add(
                             feats, core_int, tuple(points), glob + base, torch.full((len(glob),), -1),
-                            self._prior_at(unit, core, points), texture,
+                            self._prior_at(unit, core, points),
                         )  # fmt: skip
                     if self.scribbles_ is not None:
                         # Painted points get keys past every grid key: they sort after the grid.
@@ -946,8 +935,7 @@ class DEMSegmenter:
                     if on_intensity:
                         latents, intensity = None, encoder.sharp_intensity(unit, read, inner)
                     else:  # texture classes: the features stand in for the latents
-                        latents = encoder.texture(unit, read, inner)
-                        intensity = latents[..., 0]  # only its shape is read below
+                        latents, intensity = encoder.texture(unit, read, inner)
                 elif cache is not None:
                     latents, intensity = (t.to(self.device_) for t in cache.pop((0, u, r)))
                 else:

@@ -20,6 +20,7 @@ the texture features of every sampled point are computed only once textures are 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -107,18 +108,22 @@ def distinct(params: GMMParams, i: int, j: int, ratio: float | None = None) -> b
     return density_modes(dens.numpy(), DIP_RATIO if ratio is None else ratio) >= 2
 
 
-def count_texture_classes(z: torch.Tensor, seed: int = 0, max_k: int = MAX_AUTO_K) -> int:
+def count_texture_classes(
+    z: torch.Tensor, seed: int = 0, max_k: int = MAX_AUTO_K, fit: Callable[[int], GMMParams] | None = None
+) -> int:
     """The largest K in 2..``max_k`` whose diagonal mixture on the standardised features ``z``
-    ``(N, F)`` has every pair of components :func:`distinct`; 1 when no K has.
+    ``(N, F)`` has every pair of components :func:`distinct`; 1 when no K has. ``fit(k)``:
+    the K-component mixture of ``z`` (a caller's cache of :func:`_fit`).
 
     The multivariate form of :func:`.select.count_modes`: a mixture with one component too
     many puts two of them inside one class, with no dip between them.
     """
+    fit = fit or (lambda k: _fit(z, k, seed))
     best = 1
     for k in range(2, max_k + 1):
         if len(z) < 10 * k:
             break
-        params = _fit(z, k, seed)
+        params = fit(k)
         if all(distinct(params, i, j) for i in range(k) for j in range(i + 1, k)):
             best = k
     return best
@@ -139,10 +144,11 @@ def texture_evidence(
     if intensity_modes != 1 or len(features) < 20:
         return 1
     z, inten = _standardised(features, intensity, seed)
-    if mean_gap(z, inten, 2, seed) > 2 * MAX_MEAN_GAP:
+    fit = functools.cache(lambda k: _fit(z, k, seed))  # each K fitted once for the three steps
+    if mean_gap(z, inten, fit(2)) > 2 * MAX_MEAN_GAP:
         return 1
-    k = count_texture_classes(z, seed)
-    return k if k >= 2 and mean_gap(z, inten, k, seed) <= MAX_MEAN_GAP else 1
+    k = count_texture_classes(z, seed, fit=fit)
+    return k if k >= 2 and mean_gap(z, inten, fit(k)) <= MAX_MEAN_GAP else 1
 
 
 def _standardised(
@@ -155,12 +161,13 @@ def _standardised(
     return (feats - feats.mean(0)) / (feats.std(0) + 1e-9), intensity[pick].double().cpu()
 
 
-def mean_gap(z: torch.Tensor, intensity: torch.Tensor, k: int, seed: int = 0) -> float:
-    """The spread (largest minus smallest) of the mean intensities of the classes of a
-    ``k``-class texture mixture on ``z``, as a fraction of the intensity range (1st to 99th
+def mean_gap(z: torch.Tensor, intensity: torch.Tensor, params: GMMParams) -> float:
+    """The spread (largest minus smallest) of the mean intensities of the classes of the
+    texture mixture ``params`` on ``z``, as a fraction of the intensity range (1st to 99th
     percentile); inf when fewer than two classes keep points."""
     with torch.inference_mode():
-        labels = e_step(z.unsqueeze(0), _fit(z, k, seed))[0][0].argmax(-1)
+        labels = e_step(z.unsqueeze(0), params)[0][0].argmax(-1)
+    k = params.n_components
     means = torch.stack([intensity[labels == c].mean() for c in range(k) if bool((labels == c).any())])
     if len(means) < 2:
         return float("inf")

@@ -73,14 +73,17 @@ def tile_regions(shape: tuple[int, ...], tile: int, halo: int) -> Iterator[tuple
     """(core region, read region with halo, core inside read) for a grid of tiles over ``shape``."""
     starts = [range(0, s, max(1, tile)) for s in shape]
     for corner in itertools.product(*starts):
-        core, read, inner = [], [], []
-        for a, s in zip(corner, shape, strict=True):
-            b = min(a + tile, s)
-            ra, rb = max(0, a - halo), min(s, b + halo)
-            core.append(slice(a, b))
-            read.append(slice(ra, rb))
-            inner.append(slice(a - ra, a - ra + (b - a)))
-        yield tuple(core), tuple(read), tuple(inner)
+        core = tuple(slice(a, min(a + tile, s)) for a, s in zip(corner, shape, strict=True))
+        yield (core, *with_halo(core, shape, halo))
+
+
+def with_halo(core: Region, shape: tuple[int, ...], halo: int) -> tuple[Region, Region]:
+    """(read region: ``core`` widened by ``halo`` and clipped to ``shape``, ``core`` inside it)."""
+    read = tuple(
+        slice(max(0, c.start - halo), min(s, c.stop + halo)) for c, s in zip(core, shape, strict=True)
+    )
+    inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, read, strict=True))
+    return read, inner
 
 
 def grid_stride(groups: list[tuple[int, tuple[int, ...]]], max_samples: int) -> int:

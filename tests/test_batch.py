@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -89,18 +88,12 @@ def test_lazy_stack_is_never_materialised(tmp_path: Path, tiny_model, model_file
     stack = da.map_blocks(frame, dtype=np.float32, chunks=((1,) * n, (side,), (side,)))
     lazy = _CountingArray(stack)
     settings = BatchSettings(n_clusters=3, axes="TYX", model=model_file, device="cpu", tile_size=128)
-    tracemalloc.start()
-    try:
-        out = segment_to_zarr(lazy, tmp_path / "lazy_labels.zarr", settings)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out = segment_to_zarr(lazy, tmp_path / "lazy_labels.zarr", settings)
     # One strided normalisation sample (capped by the core at 2 M values, here 1/8 of the
     # stack), then tiles with their halo: never a whole frame, let alone the stack.
     sample, *tiles = lazy.reads
     assert sample <= stack.size // 8
     assert len(tiles) >= n * 4 and max(tiles) < side * side
-    assert peak < 64 * 2**20  # numpy memory: the tile, the sample and the label chunk
     labels, _ = read_image(out)
     expected = segment(
         np.asarray(stack), "TYX", model=tiny_model, n_clusters=3, device="cpu", tile_size=128

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from napari_dem.core.refine import object_radius, split_instances, split_parameters
 from napari_dem.core.select import (
     MAX_ISLANDS,
+    _fit_1d_gmm,
     choose_k,
     choose_task,
     count_modes,
@@ -24,6 +25,22 @@ def test_count_modes_of_separated_gaussians(k: int) -> None:
     rng = np.random.default_rng(k)
     x = np.concatenate([rng.normal(4.0 * i, 1.0, size=rng.integers(2000, 6000)) for i in range(k)])
     assert count_modes(x) == k
+
+
+def test_histogram_em_matches_scikit_learn_on_the_points() -> None:
+    """The mode count's 1D mixture is fitted on a histogram: it must land where EM on the
+    points does (scikit-learn, same data)."""
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-2, 0.5, 6000), rng.normal(1, 1.0, 10000), rng.normal(5, 0.3, 4000)])
+    x = (x - x.mean()) / x.std()
+    w, mu, var = _fit_1d_gmm(x, 3, np.random.default_rng(0), steps=2000)
+    ref = GaussianMixture(3, tol=1e-9, max_iter=2000, means_init=np.sort(mu)[:, None]).fit(x[:, None])
+    order, ref_order = np.argsort(mu), np.argsort(ref.means_[:, 0])
+    np.testing.assert_allclose(mu[order], ref.means_[ref_order, 0], atol=0.01)
+    np.testing.assert_allclose(w[order], ref.weights_[ref_order], atol=0.01)
+    np.testing.assert_allclose(var[order], ref.covariances_[ref_order, 0, 0], rtol=0.03)
 
 
 def test_touching_gaussians_are_one_mode() -> None:

@@ -269,7 +269,7 @@ def test_viewer_stays_responsive(make_napari_viewer, qtbot):
     from napari_dem.core.segment import segment
 
     viewer = make_napari_viewer(show=True)
-    stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(24)])
+    stack = np.stack([synthetic_nuclei((128, 128), seed=s % 3)[0] for s in range(12)])
     viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
     w = dock(viewer, SEGMENT)
     # A first quick run creates the labels layer: napari's first Labels layer on a

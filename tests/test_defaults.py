@@ -51,6 +51,25 @@ def test_objects_covering_more_than_half_the_image_are_objects() -> None:
     assert foreground_iou(out.labels == 1, truth > 0) > 0.8
 
 
+def test_dark_nucleoli_are_part_of_their_nucleus_and_a_lumen_is_not() -> None:
+    """Objects come out solid (a dark pocket smaller than an object is filled, as each instance
+    already was), while the lumen that a ring of touching nuclei encloses stays background."""
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(0)
+    img = np.full((192, 192), 0.1)
+    centres = [(30, 30), (30, 90), (90, 30), (175, 20), (30, 160)]
+    ring = [(110 + 45 * np.sin(a), 110 + 45 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 15)[:-1]]
+    for c in centres + ring:
+        img[disk(c, 11, shape=img.shape)] = 0.8
+    for c in centres:
+        img[disk(c, 4, shape=img.shape)] = 0.1  # a nucleolus as dark as the background
+    img += rng.normal(0, 0.03, img.shape)
+    labels = segment_image(img, "YX", device="cpu").labels
+    assert all(labels[c] == 1 for c in centres)
+    assert labels[100:121, 100:121].max() == 0  # the lumen
+
+
 def test_tissue_classes_are_classes_with_the_right_k() -> None:
     img, truth = classes_image((160, 160), n_classes=3, scale=8.0, seed=9501)
     out = segment_image(img, "YX", device="cpu")

@@ -9,6 +9,7 @@ from skimage.draw import disk
 from napari_dem.core.refine import (
     background_id,
     fill_holes,
+    fill_small_holes,
     instances_from_labels,
     merge_clusters,
     min_object_size,
@@ -50,6 +51,19 @@ def test_merge_remove_fill() -> None:
     filled = fill_holes(lab, background=1)
     assert filled[5, 5] == 2
     assert lab[5, 5] == 1  # inputs are never modified
+
+
+def test_fill_small_holes_fills_pockets_smaller_than_an_object_only() -> None:
+    mask = np.zeros((60, 60), dtype=bool)
+    mask[5:25, 5:25] = True
+    mask[12:16, 12:16] = False  # a 16 px pocket inside a square: filled
+    mask[30:58, 30:58] = True
+    mask[36:52, 36:52] = False  # a 256 px lumen: kept
+    mask[0:5, 40:50] = True
+    mask[0:3, 43:47] = False  # a pocket open to the border: not a hole
+    out = fill_small_holes(mask, max_size=100)
+    assert out[12:16, 12:16].all() and not out[36:52, 36:52].any() and not out[0:3, 43:47].any()
+    assert (out & ~mask).sum() == 16 and mask[13, 13] == 0  # nothing else; the input is untouched
 
 
 def test_background_id() -> None:

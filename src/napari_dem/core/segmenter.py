@@ -55,6 +55,7 @@ from .model import (
 )
 from .networks import gaussian_kernel1d
 from .progress import CancelToken, ProgressFn, check_cancel, report
+from .refine import fill_small_holes
 from .rescale import grow_labels, grow_proba, shrink, zoom_for
 from .segment import (
     CACHE_BYTES,
@@ -735,30 +736,37 @@ class DEMSegmenter:
         """
         if self._rescaled:
             return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
+        source, labels = self._predict_at_scale(image, axes, out, rgb, progress, cancel)
+        self._fill_holes(source, labels, cancel)
+        return labels
+
+    def _predict_at_scale(self, image, axes, out, rgb, progress, cancel) -> tuple[_Source, np.ndarray]:
+        """Labels at the scale of the fit, outlines re-drawn, holes not yet filled."""
         source = self._predict_source(image, axes, rgb)
         labels = self._label_array(out, source.layout)
         self._assign(source, self._write_labels(labels, None), _Steps(progress, 1), cancel, None)
         self._refine_edges(source, labels, cancel)
-        return labels
+        return source, labels
 
     def _predict_rescaled(self, image, axes, out, rgb, progress, cancel) -> np.ndarray:
         """Predict at the fitted scale (:attr:`zoom_`, :attr:`zoom_z_`), grow the labels back to
         the image's, and draw the objects' outlines again at full resolution."""
         layout = _layout(image, axes, rgb)
         labels = self._label_array(out, layout)
-        small_labels = self._on_shrunk(self.predict, image, layout, rgb, progress, cancel)
+        _, small_labels = self._on_shrunk(self._predict_at_scale, image, layout, rgb, progress, cancel)
         labels[...] = grow_labels(small_labels, layout.label_shape)
         source = self._predict_source(image, axes, rgb)
         zoom = [self.zoom_z_, self.zoom_, self.zoom_][-len(source.spatial) :]  # Z, Y, X
         self._refine_edges(source, labels, cancel, zoom=zoom)
+        self._fill_holes(source, labels, cancel)
         return labels
 
-    def _on_shrunk(self, method: Callable[..., np.ndarray], image, layout: Layout, rgb, progress, cancel):
+    def _on_shrunk(self, method: Callable[..., Any], image, layout: Layout, rgb, progress, cancel):
         """``method`` (predict or predict_proba) on the image shrunk to the fitted scale."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
         zoom, self.zoom_, self.zoom_z_ = (self.zoom_, self.zoom_z_), 1.0, 1.0
         try:
-            return method(small, layout.axes, rgb=rgb, progress=progress, cancel=cancel)
+            return method(small, layout.axes, None, rgb, progress, cancel)
         finally:
             self.zoom_, self.zoom_z_ = zoom
 
@@ -819,6 +827,7 @@ class DEMSegmenter:
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
         self._refine_edges(source, labels, cancel)
+        self._fill_holes(source, labels, cancel)
         return labels
 
     def _check_fitted(self) -> None:
@@ -899,6 +908,34 @@ class DEMSegmenter:
                 grey = encoder.grey(unit, read)
                 refined = refine_edges(written[read], grey, contrast, zoom=zoom)[inner]
                 labels[unit.label_index(core)] = refined.astype(np.uint8)
+
+    def _fill_holes(self, source: _Source, labels, cancel) -> None:
+        """Objects: background pockets inside an object that are smaller than a typical object
+        (a disc, in 3D mode an ellipsoid, of the estimated radii) become object, one unit (frame
+        or volume) at a time: a nucleus with a dark nucleolus, a coin with a dim face, is one
+        solid object, as its instance already is (:func:`.refine.kept_foreground`).
+
+        Only while the objects are the minority of the fit's pixels: where they are not (the
+        dark field named as the objects, crowded cells), the pockets may be the real objects
+        or the gaps between them, and are left as they are."""
+        radius = self.decision_.object_radius
+        if self.decision_.task != "objects" or self.scribbles_ is not None or not radius:
+            return
+        weights = self.params_.log_weights[0].exp().cpu().numpy()
+        if weights[np.asarray(self.decision_.objects) - 1].sum() >= 0.5:
+            return
+        if self.mode_ == "2d":
+            size = math.pi * radius**2
+        else:
+            size = 4 / 3 * math.pi * radius**2 * (self.decision_.object_radius_z or radius)
+        whole = tuple(slice(0, n) for n in source.spatial)
+        for unit in source.units:
+            check_cancel(cancel)
+            index = unit.label_index(whole)
+            written = np.asarray(labels[index]) > 0
+            filled = fill_small_holes(written, size)
+            if (filled != written).any():
+                labels[index] = filled.astype(np.uint8)
 
     def _object_contrast(self) -> float:
         """Mean intensity of the object clusters minus that of the background ones (absolute),

@@ -921,8 +921,8 @@ class DEMSegmenter:
         radius = self.decision_.object_radius
         if self.decision_.task != "objects" or self.scribbles_ is not None or not radius:
             return
-        weights = self.params_.log_weights[0].exp().cpu().numpy()
-        if weights[np.asarray(self.decision_.objects) - 1].sum() >= 0.5:
+        weights, objects = self._object_weights()
+        if weights[objects].sum() >= 0.5:
             return
         if self.mode_ == "2d":
             size = math.pi * radius**2
@@ -937,11 +937,15 @@ class DEMSegmenter:
             if (filled != written).any():
                 labels[index] = filled.astype(np.uint8)
 
+    def _object_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mixture weight of each cluster 1..K, which of them are objects)."""
+        weights = self.params_.log_weights[0].exp().cpu().numpy()
+        return weights, np.isin(np.arange(1, self.n_clusters_ + 1), self.decision_.objects)
+
     def _object_contrast(self) -> float:
         """Mean intensity of the object clusters minus that of the background ones (absolute),
         each weighted by its mixture weight: the image-wide contrast :mod:`.edges` compares with."""
-        weights = self.params_.log_weights[0].exp().cpu().numpy()
-        objects = np.isin(np.arange(1, self.n_clusters_ + 1), self.decision_.objects)
+        weights, objects = self._object_weights()
         if objects.all() or not objects.any():  # no background (or no objects) to compare with
             return 0.0
         side = [np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]

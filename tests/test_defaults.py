@@ -70,6 +70,23 @@ def test_dark_nucleoli_are_part_of_their_nucleus_and_a_lumen_is_not() -> None:
     assert labels[100:121, 100:121].max() == 0  # the lumen
 
 
+@pytest.mark.parametrize(("blur", "noise"), [(0, 0.03), (1, 0.03), (2, 0.05)])
+def test_clean_discs_are_objects_though_their_edges_add_modes(blur: float, noise: float) -> None:
+    """High signal to noise: the blurred outlines spread over every value between the two
+    levels and the mode count finds 3 or 4 modes (these images were read as classes)."""
+    from scipy import ndimage as ndi
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((192, 192), dtype=bool)
+    for c in rng.uniform(12, 180, (19, 2)):
+        truth[disk(c, 11, shape=truth.shape)] = True
+    img = ndi.gaussian_filter(0.1 + 0.7 * truth, blur) + rng.normal(0, noise, truth.shape)
+    out = segment_image(img, "YX", device="cpu")
+    assert out.semantic.decision.task == "objects"
+    assert foreground_iou(out.labels == 1, truth) > 0.9
+
+
 def test_tissue_classes_are_classes_with_the_right_k() -> None:
     img, truth = classes_image((160, 160), n_classes=3, scale=8.0, seed=9501)
     out = segment_image(img, "YX", device="cpu")

@@ -44,6 +44,13 @@ TASKS = ("auto", "objects", "classes")
 #: Objects get one cluster more than intensity modes unless that makes the islands less compact
 #: by more than this (mean solidity).
 EXTRA_CLUSTER_TOLERANCE = 0.0005
+#: Share of the sampling grid, smallest intensity gradient first, whose modes
+#: :func:`interior_modes` counts.
+INTERIOR_SHARE = 0.8
+#: A classes reading gives way to objects found at the interior's K only when their islands
+#: are this compact (mean solidity; the objects rule itself asks 0.8): clean discs read
+#: 0.944-0.965, the dark pockets of the MRI-like phantom at two classes 0.86.
+INTERIOR_SOLIDITY = 0.9
 #: What the mixture is fitted on: the DEM latents, the denoised intensity alone, or the texture
 #: features of :mod:`.texture`.
 FEATURES = ("latent", "intensity", "texture")
@@ -191,6 +198,13 @@ def decide(
     if task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
     first = choose_task(grid(fit(k)), k)
+    if task == "auto" and first.task == "classes" and k_chosen and k > 2:
+        # Blurred edges between two levels add modes of their own on a clean image; if the
+        # modes away from the edges are fewer and read clearly as objects, it is objects.
+        k_inner = min(choose_k_of(interior_modes(grid(intensity.cpu().numpy()), seed)), k)
+        inner = choose_task(grid(fit(k_inner)), k_inner) if k_inner < k else first
+        if inner.task == "objects" and inner.solidity >= INTERIOR_SOLIDITY:
+            k, first = k_inner, inner
     if task == "auto" and first.task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, first.describe())
     # When the first reading already is objects, it is the best one of its polarity.
@@ -203,6 +217,24 @@ def decide(
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")
     return Decision(k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z)
+
+
+def interior_modes(plane: np.ndarray, seed: int) -> int:
+    """Intensity modes of ``plane`` (one frame on the sampling grid) away from its edges: of
+    the :data:`INTERIOR_SHARE` of its points with the smallest intensity gradient.
+
+    Where objects stand far above the noise, the pixels of their blurred outlines spread
+    thinly over every value between object and background, and the density estimate finds
+    small modes there: 19 bright discs on a dark field at 3-5 % noise gave 3 or 4 modes, and
+    11 of 16 such images were read as classes. Their interior has two modes. Thin classes
+    (the CSF of the MRI-like phantom) are mostly edge too, so this count only ever lets a
+    clear objects reading through (:data:`INTERIOR_SOLIDITY`), it never sets K for classes.
+    """
+    from .select import count_modes
+
+    plane = np.asarray(plane, dtype=np.float64)
+    gradient = np.sqrt(sum(g**2 for g in np.gradient(plane)))
+    return count_modes(plane[gradient <= np.quantile(gradient, INTERIOR_SHARE)], seed)
 
 
 class _SizeOf:

@@ -220,3 +220,13 @@ def test_large_nuclei_in_a_volume_are_shrunk_along_z_too() -> None:
     assert instance_f1(out.labels, truth) > 0.95
     thin = segment_image(img[::2], "ZYX", device="cpu").semantic.decision
     assert thin.zoom < 0.6 and thin.zoom_z == 1.0 and thin.object_radius_z < 0.7 * thin.object_radius
+
+
+def test_interior_modes_on_a_grid_with_one_point_along_z() -> None:
+    """A thin stack's sampling grid can have a single Z plane: no gradient along it, no crash."""
+    from napari_dem.core.decide import interior_modes
+
+    rng = np.random.default_rng(0)
+    plane = np.where(rng.random((1, 64, 64)) < 0.5, 0.2, 0.8) + rng.normal(0, 0.02, (1, 64, 64))
+    assert interior_modes(plane, 0) == 2
+    assert interior_modes(plane[0, :1], 0) == 2  # one row: the gradient along X only

@@ -233,7 +233,13 @@ def interior_modes(plane: np.ndarray, seed: int) -> int:
     from .select import count_modes
 
     plane = np.asarray(plane, dtype=np.float64)
-    gradient = np.sqrt(sum(g**2 for g in np.gradient(plane)))
+    # along the axes the grid has at least two points on (a thin stack may have one along Z)
+    axes = [a for a, n in enumerate(plane.shape) if n >= 2]
+    if not axes:
+        return count_modes(plane, seed)
+    parts = np.gradient(plane, axis=axes)
+    parts = [parts] if len(axes) == 1 else parts
+    gradient = np.sqrt(sum(g**2 for g in parts))
     return count_modes(plane[gradient <= np.quantile(gradient, INTERIOR_SHARE)], seed)
 
 

@@ -201,7 +201,7 @@ def decide(
     if task == "auto" and first.task == "classes" and k_chosen and k > 2:
         # Blurred edges between two levels add modes of their own on a clean image; if the
         # modes away from the edges are fewer and read clearly as objects, it is objects.
-        k_inner = min(choose_k_of(interior_modes(grid(intensity.cpu().numpy()), seed)), k)
+        k_inner = min(choose_k_of(interior_modes(size.image, seed)), k)  # the same grid image
         inner = choose_task(grid(fit(k_inner)), k_inner) if k_inner < k else first
         if inner.task == "objects" and inner.solidity >= INTERIOR_SOLIDITY:
             k, first = k_inner, inner

@@ -70,18 +70,26 @@ def test_dark_nucleoli_are_part_of_their_nucleus_and_a_lumen_is_not() -> None:
     assert labels[100:121, 100:121].max() == 0  # the lumen
 
 
-@pytest.mark.parametrize(("blur", "noise"), [(0, 0.03), (1, 0.03), (2, 0.05)])
-def test_clean_discs_are_objects_though_their_edges_add_modes(blur: float, noise: float) -> None:
+@pytest.mark.parametrize(
+    ("seed", "blur", "noise", "level"),
+    [(0, 0, 0.03, 0.7), (0, 1, 0.03, 0.7), (0, 2, 0.05, 0.7), (1, 1, 0.03, -0.7), (4, 2, 0.05, -0.7)],
+)
+def test_clean_discs_are_objects_though_their_edges_add_modes(
+    seed: int, blur: float, noise: float, level: float
+) -> None:
     """High signal to noise: the blurred outlines spread over every value between the two
-    levels and the mode count finds 3 or 4 modes (these images were read as classes)."""
+    levels and the mode count finds 3 or 4 modes (these images were read as classes). Dark
+    discs on a bright field (``level`` < 0): a few outline pixels among the interior's
+    made a mode of their own there (these two were read as classes)."""
     from scipy import ndimage as ndi
     from skimage.draw import disk
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     truth = np.zeros((192, 192), dtype=bool)
     for c in rng.uniform(12, 180, (19, 2)):
         truth[disk(c, 11, shape=truth.shape)] = True
-    img = ndi.gaussian_filter(0.1 + 0.7 * truth, blur) + rng.normal(0, noise, truth.shape)
+    field = 0.1 if level > 0 else 0.8
+    img = ndi.gaussian_filter(field + level * truth, blur) + rng.normal(0, noise, truth.shape)
     out = segment_image(img, "YX", device="cpu")
     assert out.semantic.decision.task == "objects"
     assert foreground_iou(out.labels == 1, truth) > 0.9

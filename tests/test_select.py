@@ -57,6 +57,15 @@ def test_density_modes_ignores_shallow_dips() -> None:
     assert density_modes(bump(0) + bump(2.3)) == 1  # bimodal, but the dip is only ~2 %
 
 
+def test_a_mode_of_a_few_stray_points_counts_only_without_a_least_mass() -> None:
+    """0.3 % of the points far from two narrow modes: a mode by the dip rule, not by mass."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.3, 5000), rng.normal(10, 0.3, 5000), rng.normal(5, 0.1, 30)])
+    assert count_modes(x) == 3
+    assert count_modes(x, min_mass=0.01) == 2
+    assert count_modes(np.concatenate([x, rng.normal(5, 0.3, 300)]), min_mass=0.01) == 3  # 3 %
+
+
 def test_auto_k_finds_the_generating_k_on_unseen_phantoms() -> None:
     """The issue's bar: the generating K on >= 80 % of class phantoms 2 noise sd apart."""
     seeds = [s for s in range(PANEL_SEEDS.stop, PANEL_SEEDS.stop + 2) if s not in TRAIN_SEEDS]

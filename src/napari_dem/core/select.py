@@ -91,9 +91,12 @@ def _fit_1d_gmm(x: np.ndarray, k: int, rng: np.random.Generator, steps: int = 60
     return w, means, var
 
 
-def density_modes(density: np.ndarray, ratio: float = DIP_RATIO) -> int:
+def density_modes(density: np.ndarray, ratio: float = DIP_RATIO, min_mass: float = 0.0) -> int:
     """Modes of a sampled 1D density: local maxima, where two neighbouring maxima count as one
-    unless the density between them dips below ``ratio`` times the lower of the two."""
+    unless the density between them dips below ``ratio`` times the lower of the two. A mode
+    that holds less than ``min_mass`` of the density (up to the lowest points between it and
+    its neighbours) does not count: a few stray points far from the rest make a mode by the
+    dip rule alone, however few they are."""
     d = np.asarray(density, dtype=np.float64)
     inner = (d[1:-1] > d[:-2]) & (d[1:-1] >= d[2:])
     peaks = list(np.flatnonzero(inner) + 1)
@@ -111,13 +114,29 @@ def density_modes(density: np.ndarray, ratio: float = DIP_RATIO) -> int:
             a, b = peaks[i], peaks[i + 1]
             peaks[i : i + 2] = [a if d[a] >= d[b] else b]
             merged = True
+    while min_mass > 0 and len(peaks) > 1:
+        mass = _mode_masses(d, peaks)
+        i = int(np.argmin(mass))
+        if mass[i] >= min_mass:
+            break
+        del peaks[i]  # its mass goes to its neighbours on the next count
     return max(1, len(peaks))
 
 
-def count_modes(values: np.ndarray, seed: int = 0, components: int = DENSITY_COMPONENTS) -> int:
+def _mode_masses(d: np.ndarray, peaks: list[int]) -> np.ndarray:
+    """Share of the density ``d`` under each of ``peaks``, split at the lowest point between
+    neighbouring peaks."""
+    cuts = [a + int(np.argmin(d[a : b + 1])) for a, b in itertools.pairwise(peaks)]
+    bounds = [0, *cuts, len(d)]
+    return np.array([d[lo:hi].sum() for lo, hi in itertools.pairwise(bounds)]) / d.sum()
+
+
+def count_modes(
+    values: np.ndarray, seed: int = 0, components: int = DENSITY_COMPONENTS, min_mass: float = 0.0
+) -> int:
     """Number of modes of ``values`` (1D): the prominent maxima of a ``components``-component
     Gaussian mixture density fitted to them (a smooth density estimate that does not
-    depend on a histogram's bin width)."""
+    depend on a histogram's bin width); ``min_mass`` as for :func:`density_modes`."""
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     rng = np.random.default_rng(seed)
@@ -129,7 +148,7 @@ def count_modes(values: np.ndarray, seed: int = 0, components: int = DENSITY_COM
     w, mu, var = _fit_1d_gmm(x, components, rng)
     grid = np.linspace(x.min(), x.max(), 1024)
     dens = (w * np.exp(-0.5 * (grid[:, None] - mu) ** 2 / var) / np.sqrt(var)).sum(1)
-    return density_modes(dens)
+    return density_modes(dens, min_mass=min_mass)
 
 
 def choose_k(intensity: np.ndarray, seed: int = 0) -> int:

@@ -120,6 +120,23 @@ def test_dim_and_bright_objects_are_both_objects() -> None:
     assert choice.task == "objects" and choice.objects == (2, 3)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_one_or_two_round_cells_are_objects_but_two_ragged_regions_are_not(n: int) -> None:
+    """One or two cells in view are objects when they are compact (they were classes: fewer
+    than three islands); two crescents are not."""
+    from skimage.draw import disk
+
+    labels = np.ones((192, 192), dtype=np.int32)
+    for c in [(60, 60), (130, 120)][:n]:
+        labels[disk(c, 30, shape=labels.shape)] = 2
+    choice = choose_task(labels, 2)
+    assert choice.task == "objects" and choice.n_islands == n and choice.objects == (2,)
+    crescents = labels.copy()
+    for c in [(60, 60), (130, 120)][:n]:
+        crescents[disk((c[0] + 12, c[1] + 12), 28, shape=labels.shape)] = 1
+    assert choose_task(crescents, 2).task == "classes"
+
+
 @pytest.mark.parametrize("k", [3, 4])
 def test_tessellating_tissue_classes_are_classes(k: int) -> None:
     _, truth = classes_image((192, 192), n_classes=k, seed=6)

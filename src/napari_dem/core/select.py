@@ -12,14 +12,15 @@ numpy arrays, tested on its own:
   such as BIC pick the largest K on every image we tried, because pixel intensities
   are neither Gaussian nor independent; modes are what a person calls "classes".
 - **Objects or classes**: objects are compact islands (at least :data:`MIN_OBJECTS` of
-  them, mean solidity at least :data:`MIN_SOLIDITY`, none over :data:`MAX_ISLAND` of the
+  them, mean solidity at least :data:`MIN_SOLIDITY`; or one or two of solidity at least
+  :data:`FEW_OBJECTS_SOLIDITY`; none over :data:`MAX_ISLAND` of the
   field, each touching group split as for instances) in a background that covers at
   least :data:`MIN_BACKGROUND` of the field; with three or more clusters they must also
   be smaller than every background region (:data:`SIZE_RATIO`). The background is the darkest or the
   brightest cluster(s) (up to ``K - 1`` of them, from that end), whichever makes the
   most compact islands: that also decides the polarity (bright objects on dark,
-  dark objects on bright). Anything else (tessellating regions, one big object,
-  nested shells) is classes.
+  dark objects on bright). Anything else (tessellating regions, one object over a quarter
+  of the field, nested shells) is classes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ DENSITY_COMPONENTS = 10
 #: Points of the 1D intensity mixture fit (a subsample of the fit's sample).
 MODE_POINTS = 20_000
 MIN_OBJECTS = 3
+#: Fewer islands than :data:`MIN_OBJECTS` (one or two cells in view) are objects only when
+#: they are this compact (mean solidity).
+FEW_OBJECTS_SOLIDITY = 0.9
 MIN_SOLIDITY = 0.8
 MIN_BACKGROUND = 0.2
 #: No single object covers more than this fraction of the field; a piece that does is a "sea".
@@ -258,7 +262,8 @@ def _candidate(
         background_fraction=1.0 - float(np.isin(labels, objects).mean()),
     )
     if (
-        choice.n_islands < MIN_OBJECTS
+        choice.n_islands < 1
+        or (choice.n_islands < MIN_OBJECTS and choice.solidity < FEW_OBJECTS_SOLIDITY)
         or choice.background_fraction < MIN_BACKGROUND
         or choice.solidity < MIN_SOLIDITY
         or any(s[2] for s in stats)

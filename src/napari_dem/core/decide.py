@@ -12,7 +12,9 @@ of :mod:`.select`; here they are put in order:
    dim objects get a cluster of their own instead of joining the background (DSB2018: F1
    0.82 with two, 0.87 with three), unless that makes the islands less compact (mean
    solidity lower by more than :data:`EXTRA_CLUSTER_TOLERANCE`: then the extra cluster
-   cut objects or background apart; BBBC007 and dark-on-bright cases). Not in 3D, where
+   cut objects or background apart; BBBC007 and dark-on-bright cases) or leaves the objects
+   less than :data:`EXTRA_CLUSTER_KEEP` of their area (it took dim objects into the
+   background, beside bright ones). Not in 3D, where
    the shipped model's extra component splits the background (stardist 3D: F1 0.90 with
    two, 0.59 with three). The object clusters are chosen again on the final fit.
    **Classes**: the mixture is refitted on the denoised intensity alone: the tissue-class
@@ -44,6 +46,9 @@ TASKS = ("auto", "objects", "classes")
 #: Objects get one cluster more than intensity modes unless that makes the islands less compact
 #: by more than this (mean solidity).
 EXTRA_CLUSTER_TOLERANCE = 0.0005
+#: ... and unless its objects keep less than this share of the objects' area: the extra
+#: cluster took the dim objects into the background (nuclei at two brightness levels).
+EXTRA_CLUSTER_KEEP = 0.5
 #: Share of the sampling grid, smallest intensity gradient first, whose modes
 #: :func:`interior_modes` counts.
 INTERIOR_SHARE = 0.8
@@ -216,7 +221,8 @@ def decide(
     polarity = final.polarity
     if k_chosen and extra_cluster and k < min(MAX_AUTO_K, max_k):
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
-        if more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
+        kept = (1 - more.background_fraction) >= EXTRA_CLUSTER_KEEP * (1 - final.background_fraction)
+        if kept and more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")

@@ -149,6 +149,26 @@ def test_large_objects_are_segmented_at_the_model_scale() -> None:
     assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.9
 
 
+def test_an_extra_cluster_that_joins_objects_and_background_into_a_sea_is_refused() -> None:
+    """Three textured cells 220 px across: on the shrunk image the extra cluster split the
+    background in two and its objects reading was one piece over 70 % of the field (a "sea",
+    which no reading may have); it was kept, being as compact, and the field was labelled."""
+    from scipy import ndimage as ndi
+    from skimage.draw import disk
+
+    rng = np.random.default_rng(7)
+    truth = np.zeros((768, 768), dtype=np.int32)
+    for i, c in enumerate([(200, 200), (520, 300), (300, 560)]):
+        truth[disk(c, 110, shape=truth.shape)] = i + 1
+    grain = ndi.gaussian_filter(rng.normal(size=truth.shape), 2)
+    cells = 0.6 * (truth > 0) * (1 + 0.3 * grain / grain.std())
+    img = ndi.gaussian_filter(0.1 + cells, 2) + rng.normal(0, 0.05, truth.shape)
+    out = segment_image(img.astype(np.float32), "YX", device="cpu", instances=True)
+    assert out.semantic.decision.zoom < 0.5
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.9  # was 0.0 (68 % of the field labelled)
+    assert instance_f1(out.labels, truth) == 1.0
+
+
 def test_a_saved_segmenter_keeps_its_decision(tmp_path: Path, dsb_crop) -> None:
     seg = DEMSegmenter(device="cpu").fit(dsb_crop, "YX")
     path = seg.save(tmp_path / "fitted.demseg")

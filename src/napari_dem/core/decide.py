@@ -14,7 +14,8 @@ of :mod:`.select`; here they are put in order:
    solidity lower by more than :data:`EXTRA_CLUSTER_TOLERANCE`: then the extra cluster
    cut objects or background apart; BBBC007 and dark-on-bright cases) or leaves the objects
    less than :data:`EXTRA_CLUSTER_KEEP` of their area (it took dim objects into the
-   background, beside bright ones). Not in 3D, where
+   background, beside bright ones) or a piece larger than any object may be (a "sea",
+   :data:`.select.MAX_ISLAND`). Not in 3D, where
    the shipped model's extra component splits the background (stardist 3D: F1 0.90 with
    two, 0.59 with three). The object clusters are chosen again on the final fit.
    **Classes**: the mixture is refitted on the denoised intensity alone: the tissue-class
@@ -222,7 +223,7 @@ def decide(
     if k_chosen and extra_cluster and k < min(MAX_AUTO_K, max_k):
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
         kept = (1 - more.background_fraction) >= EXTRA_CLUSTER_KEEP * (1 - final.background_fraction)
-        if kept and more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
+        if kept and not more.sea and more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")

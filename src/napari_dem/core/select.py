@@ -175,6 +175,7 @@ class TaskChoice:
     solidity: float  #: mean solidity of the islands of the best candidate
     n_islands: int
     background_fraction: float
+    sea: bool = False  #: one piece of the objects covers more than :data:`MAX_ISLAND` of a plane
 
     def describe(self) -> str:
         if self.task == "classes":
@@ -260,13 +261,14 @@ def _candidate(
         solidity=float(np.mean([s[1] for s in stats])),
         n_islands=int(np.median([s[0] for s in stats])),
         background_fraction=1.0 - float(np.isin(labels, objects).mean()),
+        sea=any(s[2] for s in stats),
     )
     if (
         choice.n_islands < 1
         or (choice.n_islands < MIN_OBJECTS and choice.solidity < FEW_OBJECTS_SOLIDITY)
         or choice.background_fraction < MIN_BACKGROUND
         or choice.solidity < MIN_SOLIDITY
-        or any(s[2] for s in stats)
+        or choice.sea
     ):
         return choice, False
     if n_clusters == 2:

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import morphology, segmentation
-from skimage.feature import peak_local_max
 
 from .errors import InputError
+from .peaks import label_peaks
 from .progress import CancelToken, ProgressFn, check_cancel, report
 
 
@@ -195,10 +195,9 @@ def split_instances(
         dist = ndi.gaussian_filter(dist, smooth / rel)
     components, _ = ndi.label(fg)
     if (rel == 1).all():
-        peaks = peak_local_max(dist, min_distance=min_distance, labels=components, exclude_border=False)
+        peaks = label_peaks(dist, components, (min_distance,) * fg.ndim, min_distance)
     else:  # seeds closer than min_distance (in units of the finest axis) along any axis compete
-        footprint = np.ones([2 * max(1, round(min_distance / r)) + 1 for r in rel], dtype=bool)
-        peaks = peak_local_max(dist, footprint=footprint, labels=components, exclude_border=False)
+        peaks = label_peaks(dist, components, tuple(max(1, round(min_distance / r)) for r in rel), 1)
     markers = np.zeros(fg.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     # Components without a peak (tiny or flat) still get a seed of their own.

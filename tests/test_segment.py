@@ -181,7 +181,12 @@ def test_scribbles_fix_a_wrong_split() -> None:
     strokes[70, 16:25] = 2  # one dim nucleus
     strokes[20, 16:25] = 2  # one bright nucleus
     guided = segment(img, "YX", model=model, n_clusters=2, device="cpu", scribbles=strokes).labels
-    assert np.mean(guided != truth) < 0.6 * err_free  # four short strokes remove most errors
+    # Measured: error 0.070 -> 0.047, dim-nucleus pixels found 0 -> 236 of 591. (Until the
+    # objects rule read two islands as objects, the free fit was shrunk 6x for a wrong object
+    # size and erred on 0.19 of the pixels; the guided fit was the same then.)
+    dim = (truth == 2) & (img < 0.5)
+    assert not (free[dim] == 2).any() and (guided[dim] == 2).mean() > 0.3
+    assert np.mean(guided != truth) < 0.75 * err_free
     assert np.all(guided[strokes > 0] == strokes[strokes > 0])
 
 

@@ -42,3 +42,22 @@ def test_label_peaks_equal_scikit_image(seed: int, shape: tuple[int, ...]) -> No
 def test_label_peaks_of_nothing() -> None:
     empty = np.zeros((8, 8))
     assert label_peaks(empty, np.zeros((8, 8), dtype=np.int32), (2, 2), 2).shape == (0, 2)
+
+
+def test_the_thinning_of_many_candidates_matches_the_small_case() -> None:
+    """Above DENSE_LIMIT candidates the neighbours come from a k-d tree: the same seeds."""
+    import napari_dem.core.peaks as peaks
+
+    rng = np.random.default_rng(3)
+    coords = rng.integers(0, 200, (2000, 2))
+    coords = coords[np.unique(coords, axis=0, return_index=True)[1]]
+    rng.shuffle(coords)
+    limit = peaks.DENSE_LIMIT
+    try:
+        peaks.DENSE_LIMIT = 10**6
+        dense = peaks._spaced(coords, 5)
+    finally:
+        peaks.DENSE_LIMIT = limit
+    assert len(coords) > limit and np.array_equal(peaks._spaced(coords, 5), dense)
+    gaps = np.abs(dense[:, None, :] - dense[None, :, :]).max(-1)
+    assert (gaps[~np.eye(len(dense), dtype=bool)] >= 5).all()

@@ -54,12 +54,27 @@ def label_peaks(
     return np.vstack(found) if found else np.empty((0, image.ndim), dtype=np.intp)
 
 
+#: Above this many candidates in one object the thinning looks up neighbours in a k-d tree
+#: instead of a full distance matrix (a huge object may have thousands).
+DENSE_LIMIT = 256
+
+
 def _spaced(coords: np.ndarray, spacing: int) -> np.ndarray:
-    """``coords`` (best first) without those closer than ``spacing`` (Chebyshev) to one kept
-    before them."""
-    apart = np.abs(coords[:, None, :] - coords[None, :, :]).max(-1) >= spacing
+    """``coords`` (integer, best first) without those closer than ``spacing`` (Chebyshev) to
+    one kept before them."""
     keep = np.ones(len(coords), dtype=bool)
-    for i in range(len(coords)):
+    if len(coords) <= DENSE_LIMIT:
+        apart = np.abs(coords[:, None, :] - coords[None, :, :]).max(-1) >= spacing
+        for i in range(len(coords)):
+            if keep[i]:
+                keep[i + 1 :] &= apart[i, i + 1 :]
+        return coords[keep]
+    from scipy.spatial import cKDTree
+
+    # integer coordinates: closer than spacing means at most spacing - 1 apart
+    near = cKDTree(coords).query_ball_point(coords, r=spacing - 0.5, p=np.inf)
+    for i, others in enumerate(near):
         if keep[i]:
-            keep[i + 1 :] &= apart[i, i + 1 :]
+            later = [j for j in others if j > i]
+            keep[later] = False
     return coords[keep]

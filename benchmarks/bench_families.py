@@ -6,7 +6,8 @@ judged by those. These families were drawn up after the rules, from what microsc
 bring: sparse or few objects, one or two cells in view, objects far larger than the
 model's context, nuclei at two brightness levels, rod-shaped bacteria, sub-resolution
 spots, dark cells in phase-contrast-like halos, 16-bit data with a camera offset or a
-narrow range, hot pixels, a DAPI stain shown as RGB, volumes dimmer with depth. Each case
+narrow range, hot pixels, a DAPI stain shown as RGB, volumes dimmer with depth, two large
+cells in a volume. Each case
 has ground truth; every case is an objects case, scored like the panel (fg IoU, F1@0.5),
 beside Otsu on the image smoothed at sigma 1 px with the polarity given (an oracle: DEM
 gets none) and the same instance step as DEM (``_common.watershed``). Seeds 9900-9999
@@ -52,6 +53,15 @@ def _discs(shape: tuple[int, int], centres, radius: float) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.int32)
     for i, c in enumerate(centres):
         mask[disk(c, radius, shape=shape)] = i + 1
+    return mask
+
+
+def _ellipsoids(shape: tuple[int, int, int], centres, radii: tuple[float, float, float]) -> np.ndarray:
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    mask = np.zeros(shape, dtype=np.int32)
+    for i, c in enumerate(centres):
+        inside = sum(((g - m) / r) ** 2 for g, m, r in zip((z, y, x), c, radii, strict=True)) <= 1
+        mask[inside] = i + 1
     return mask
 
 
@@ -173,6 +183,15 @@ def cases() -> Iterator[Case]:
             _render(spots, 0.6, 0.1, 0.7, 0.05, seed),
             spots,
             "YX",
+            False,
+        )
+        cells = _ellipsoids((40, 160, 160), [(20, 50, 50), (20, 110, 110)], (12, 30, 30))
+        yield (
+            f"cells3d-{s}",
+            "3D: two cells 60 px across",
+            _render(cells, 0.7, 0.1, 1.5, 0.05, seed),
+            cells,
+            "ZYX",
             False,
         )
         vol, truth = objects_image((40, 160, 160), radius=(12, 16), coverage=0.25, seed=9920 + s)

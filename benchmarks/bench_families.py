@@ -80,130 +80,67 @@ def _scatter(
     return mask
 
 
+def _case(name: str, family: str, image, truth, axes: str = "YX", dark: bool = False) -> Case:
+    return name, family, image, truth, axes, dark
+
+
 def cases() -> Iterator[Case]:
     for s in range(2):
         seed = 9900 + s
-        yield (
-            f"sparse-{s}",
-            "sparse objects (3 % cover)",
-            *objects_image((256, 256), coverage=0.03, seed=seed),
-            "YX",
-            False,
-        )
-        yield (
-            f"noisy-{s}",
-            "very noisy (read noise 0.15)",
-            *objects_image((256, 256), noise=0.15, seed=seed),
-            "YX",
-            False,
-        )
+        img, truth = objects_image((256, 256), coverage=0.03, seed=seed)
+        yield _case(f"sparse-{s}", "sparse objects (3 % cover)", img, truth)
+        img, truth = objects_image((256, 256), noise=0.15, seed=seed)
+        yield _case(f"noisy-{s}", "very noisy (read noise 0.15)", img, truth)
         img, truth = objects_image((256, 256), polarity="dark", illumination=0.9, seed=seed)
-        yield f"dark-uneven-{s}", "dark objects, strong uneven light", img, truth, "YX", True
+        yield _case(f"dark-uneven-{s}", "dark objects, strong uneven light", img, truth, dark=True)
         img, truth = objects_image((256, 256), seed=seed)
         hot = img.copy()
         hot[tuple(np.random.default_rng(seed).integers(0, 256, (2, 30)))] = 4 * img.max()
-        yield f"hot-pixels-{s}", "30 hot pixels at 4x the maximum", hot, truth, "YX", False
-        yield (
-            f"uint16-{s}",
-            "uint16, offset 100, range 3000",
-            (100 + 3000 * img).astype(np.uint16),
-            truth,
-            "YX",
-            False,
-        )
-        yield (
-            f"narrow16-{s}",
-            "uint16, 30 grey levels",
-            (100 + 30 * img).round().astype(np.uint16),
-            truth,
-            "YX",
-            False,
-        )
+        yield _case(f"hot-pixels-{s}", "30 hot pixels at 4x the maximum", hot, truth)
+        offset = (100 + 3000 * img).astype(np.uint16)
+        yield _case(f"uint16-{s}", "uint16, offset 100, range 3000", offset, truth)
+        narrow = (100 + 30 * img).round().astype(np.uint16)
+        yield _case(f"narrow16-{s}", "uint16, 30 grey levels", narrow, truth)
         rgb = np.zeros((*img.shape, 3), np.uint8)
         rgb[..., 2] = (255 * img / img.max()).astype(np.uint8)
-        yield f"dapi-rgb-{s}", "DAPI shown as RGB (blue only)", rgb, truth, "YXC", False
+        yield _case(f"dapi-rgb-{s}", "DAPI shown as RGB (blue only)", rgb, truth, "YXC")
         halo = ndi.binary_dilation(truth > 0, iterations=3) & (truth == 0)
         rng = np.random.default_rng(seed)
         phase = 0.5 - 0.3 * ndi.gaussian_filter((truth > 0).astype(float), 1)
         phase += 0.3 * ndi.gaussian_filter(halo.astype(float), 1.5) + rng.normal(0, 0.04, truth.shape)
-        yield f"phase-{s}", "dark cells with bright halos", phase.astype(np.float32), truth, "YX", True
+        yield _case(f"phase-{s}", "dark cells with bright halos", phase.astype(np.float32), truth, dark=True)
         _, truth = objects_image((256, 256), seed=9950 + s)
         level = np.concatenate([[0.0], rng.choice([0.15, 0.8], truth.max())])
         two = ndi.gaussian_filter(level[truth], 1) + 0.05 + rng.normal(0, 0.015, truth.shape)
-        yield f"dim-bright-{s}", "nuclei at two brightness levels", two.astype(np.float32), truth, "YX", False
+        yield _case(f"dim-bright-{s}", "nuclei at two brightness levels", two.astype(np.float32), truth)
         few = _discs((256, 256), [(80, 80), (170, 160)][: s + 1], 35)
-        yield (
-            f"few-{s}",
-            "one or two cells in view",
-            _render(few, 0.7, 0.1, 1.5, 0.05, seed),
-            few,
-            "YX",
-            False,
-        )
-        yield (
-            f"few-dark-{s}",
-            "one or two dark cells",
-            _render(few, 0.25, 0.75, 1.5, 0.05, seed),
-            few,
-            "YX",
-            True,
-        )
+        yield _case(f"few-{s}", "one or two cells in view", _render(few, 0.7, 0.1, 1.5, 0.05, seed), few)
+        dark_few = _render(few, 0.25, 0.75, 1.5, 0.05, seed)
+        yield _case(f"few-dark-{s}", "one or two dark cells", dark_few, few, dark=True)
         huge = _discs((768, 768), [(200, 200), (520, 300), (300, 560)], 110 - 15 * s)
-        yield (
-            f"huge-{s}",
-            "three cells 190-220 px across",
-            _render(huge, 0.7, 0.1, 2, 0.05, seed),
-            huge,
-            "YX",
-            False,
+        yield _case(
+            f"huge-{s}", "three cells 190-220 px across", _render(huge, 0.7, 0.1, 2, 0.05, seed), huge
         )
 
         def rod(rng, c):
-            return ellipse(
-                c[0], c[1], 2.5, rng.uniform(7, 12), shape=(256, 256), rotation=rng.uniform(0, np.pi)
-            )
+            length = rng.uniform(7, 12)
+            return ellipse(c[0], c[1], 2.5, length, shape=(256, 256), rotation=rng.uniform(0, np.pi))
 
         rods = _scatter((256, 256), 60, rod, seed)
-        yield (
-            f"rods-{s}",
-            "rod-shaped bacteria (5 x 14-24 px)",
-            _render(rods, 0.8, 0.1, 0.8, 0.05, seed),
-            rods,
-            "YX",
-            False,
-        )
+        bacteria = _render(rods, 0.8, 0.1, 0.8, 0.05, seed)
+        yield _case(f"rods-{s}", "rod-shaped bacteria (5 x 14-24 px)", bacteria, rods)
 
         def spot(rng, c):
             return disk(c, rng.uniform(1.5, 2.5), shape=(256, 256))
 
         spots = _scatter((256, 256), 120, spot, seed)
-        yield (
-            f"spots-{s}",
-            "spots 3-5 px across",
-            _render(spots, 0.6, 0.1, 0.7, 0.05, seed),
-            spots,
-            "YX",
-            False,
-        )
+        yield _case(f"spots-{s}", "spots 3-5 px across", _render(spots, 0.6, 0.1, 0.7, 0.05, seed), spots)
         cells = _ellipsoids((40, 160, 160), [(20, 50, 50), (20, 110, 110)], (12, 30, 30))
-        yield (
-            f"cells3d-{s}",
-            "3D: two cells 60 px across",
-            _render(cells, 0.7, 0.1, 1.5, 0.05, seed),
-            cells,
-            "ZYX",
-            False,
-        )
+        two_cells = _render(cells, 0.7, 0.1, 1.5, 0.05, seed)
+        yield _case(f"cells3d-{s}", "3D: two cells 60 px across", two_cells, cells, "ZYX")
         vol, truth = objects_image((40, 160, 160), radius=(12, 16), coverage=0.25, seed=9920 + s)
-        depth = np.linspace(0, 1, vol.shape[0])[:, None, None]
-        yield (
-            f"deep-{s}",
-            "3D nuclei, half as bright at the bottom",
-            (vol * (1 - 0.5 * depth)).astype(np.float32),
-            truth,
-            "ZYX",
-            False,
-        )
+        dimmer = (vol * (1 - 0.5 * np.linspace(0, 1, vol.shape[0])[:, None, None])).astype(np.float32)
+        yield _case(f"deep-{s}", "3D nuclei, half as bright at the bottom", dimmer, truth, "ZYX")
 
 
 def otsu_fg(image: np.ndarray, axes: str, dark: bool) -> np.ndarray:

@@ -47,8 +47,8 @@ DENSITY_COMPONENTS = 10
 MODE_POINTS = 20_000
 MIN_OBJECTS = 3
 #: Fewer islands than :data:`MIN_OBJECTS` (one or two cells in view) are objects only when
-#: they are this compact (mean solidity; two 3D cells 60 px across read 0.897 on the sampling
-#: grid, the crescents of the tests 0.56).
+#: they are this compact (mean solidity; two 3D cells 60 px across read 0.88-0.90 on the
+#: sampling grid, the crescents of the tests 0.56).
 FEW_OBJECTS_SOLIDITY = 0.85
 MIN_SOLIDITY = 0.8
 MIN_BACKGROUND = 0.2

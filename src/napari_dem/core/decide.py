@@ -246,13 +246,12 @@ def interior_modes(plane: np.ndarray, seed: int) -> int:
     plane = np.asarray(plane, dtype=np.float64)
     # along the axes the grid has at least two points on (a thin stack may have one along Z)
     axes = [a for a, n in enumerate(plane.shape) if n >= 2]
-    if not axes:
-        return count_modes(plane, seed, min_mass=INTERIOR_MIN_MASS)
-    parts = np.gradient(plane, axis=axes)
-    parts = [parts] if len(axes) == 1 else parts
-    gradient = np.sqrt(sum(g**2 for g in parts))
-    interior = plane[gradient <= np.quantile(gradient, INTERIOR_SHARE)]
-    return count_modes(interior, seed, min_mass=INTERIOR_MIN_MASS)
+    if axes:
+        parts = np.gradient(plane, axis=axes)
+        parts = [parts] if len(axes) == 1 else parts
+        gradient = np.sqrt(sum(g**2 for g in parts))
+        plane = plane[gradient <= np.quantile(gradient, INTERIOR_SHARE)]
+    return count_modes(plane, seed, min_mass=INTERIOR_MIN_MASS)
 
 
 class _SizeOf:

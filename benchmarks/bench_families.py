@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
-from skimage.filters import threshold_otsu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import scores, table, timed, watershed
+from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from napari_dem.api import segment_image
 from napari_dem.core.intensity import to_grey
 from napari_dem.data.families import objects_image
@@ -146,9 +145,7 @@ def cases() -> Iterator[Case]:
 def otsu_fg(image: np.ndarray, axes: str, dark: bool) -> np.ndarray:
     """Otsu on the (grey) image smoothed at sigma 1 px, with the right polarity."""
     grey = to_grey(image) if "C" in axes else image.astype(np.float64)
-    smooth = ndi.gaussian_filter(grey, 1.0)
-    t = threshold_otsu(smooth)
-    return smooth < t if dark else smooth > t
+    return otsu_smoothed_fg(-grey if dark else grey)
 
 
 def main() -> None:

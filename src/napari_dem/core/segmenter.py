@@ -762,7 +762,8 @@ class DEMSegmenter:
         return labels
 
     def _on_shrunk(self, method: Callable[..., Any], image, layout: Layout, rgb, progress, cancel):
-        """``method`` (predict or predict_proba) on the image shrunk to the fitted scale."""
+        """``method`` (:meth:`_predict_at_scale` or :meth:`predict_proba`, called with their positional
+        arguments) on the image shrunk to the fitted scale."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
         zoom, self.zoom_, self.zoom_z_ = (self.zoom_, self.zoom_z_), 1.0, 1.0
         try:

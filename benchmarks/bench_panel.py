@@ -158,7 +158,8 @@ def auto_k_rows(seeds: range) -> list[tuple[object, ...]]:
                         (192, 192), n_classes=k, contrast=contrast, separation=sep, seed=seed
                     )
                     d = segment_image(img, "YX", device="cpu").semantic.decision
-                    got.append(2 if d.task == "objects" else d.n_clusters)
+                    # objects are two labels (0 and 1); "no objects" is one
+                    got.append((2 if d.objects else 1) if d.task == "objects" else d.n_clusters)
                 rows.append((contrast, k, sep if contrast == "mean" else "", " ".join(map(str, got)),
                              f"{np.mean(np.array(got) == k):.0%}"))  # fmt: skip
     return rows

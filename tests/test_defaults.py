@@ -112,6 +112,46 @@ def test_dim_nuclei_beside_bright_ones_stay_objects() -> None:
     assert instance_f1(out.labels, truth) > 0.8  # measured 0.835
 
 
+def test_nuclei_at_two_brightness_levels_are_objects_on_the_intensity() -> None:
+    """Nuclei at 0.15 and 0.8 on 0.05, fewer of them (the test above): the latents' clusters
+    split the background by its neighbourhood, no latent reading passed, and the image was
+    four classes (background = class 1). The intensity's clusters are the three levels, and
+    its reading "all but the darkest are objects" is compact: objects, dim ones included."""
+    from scipy import ndimage as ndi
+
+    _, truth = objects_image((256, 256), seed=9951)
+    rng = np.random.default_rng(0)
+    level = np.concatenate([[0.0], rng.choice([0.15, 0.8], truth.max())])
+    img = ndi.gaussian_filter(level[truth], 1) + 0.05 + rng.normal(0, 0.015, truth.shape)
+    out = segment_image(img.astype(np.float32), "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert (d.task, d.features) == ("objects", "intensity")  # was classes (K=4)
+    dim = np.isin(truth, np.flatnonzero(level == 0.15))
+    assert (out.labels[dim] > 0).mean() > 0.9
+    assert (out.labels[truth == 0] == 0).mean() > 0.95
+    assert instance_f1(out.labels, truth) > 0.9  # measured 0.941
+
+
+@pytest.mark.parametrize("inside, outside", [(0.7, 0.1), (0.25, 0.75)], ids=["bright", "dark"])
+def test_one_cell_wider_than_the_volume_model_sees_is_an_object(inside: float, outside: float) -> None:
+    """One cell 90 px across and 28 slices deep in a 40x160x160 stack, bright or dark: shrunk to
+    the model's scale it leaves too little of the field for the latents' reading (18 % of it
+    background), and it was read as two classes (F1 0 for the dark cell). On the intensity
+    it is one compact island on 90 % of background."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    z, y, x = np.ogrid[:40, :160, :160]
+    truth = (((z - 20) / 14) ** 2 + ((y - 80) / 45) ** 2 + ((x - 80) / 45) ** 2 <= 1).astype(np.int32)
+    grain = ndi.gaussian_filter(rng.normal(size=truth.shape), 1.5)
+    cell = outside + (inside - outside) * truth * (1 + 0.2 * grain / grain.std())
+    img = ndi.gaussian_filter(cell, 1.5) + rng.normal(0, 0.05, truth.shape)
+    out = segment_image(img.astype(np.float32), "ZYX", device="cpu", instances=True)
+    assert out.semantic.decision.task == "objects"
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.9  # measured 0.973-0.974
+    assert instance_f1(out.labels, truth) == 1.0
+
+
 def test_tissue_classes_are_classes_with_the_right_k() -> None:
     img, truth = classes_image((160, 160), n_classes=3, scale=8.0, seed=9501)
     out = segment_image(img, "YX", device="cpu")
@@ -147,6 +187,21 @@ def test_large_objects_are_segmented_at_the_model_scale() -> None:
     objects = np.isin(proba.argmax(-1) + 1, d.objects)
     # predict's outline is re-drawn at the half-way intensity (core/edges.py); the rest agrees
     assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.9
+
+
+def test_classes_found_at_the_model_scale_are_drawn_at_full_resolution() -> None:
+    """Two tissue classes in large regions: at full size their islands pass for large objects,
+    so the fit shrank the image (0.44x) and there read them as three classes, drawn on the
+    shrunk grid. Classes need no network: they are fitted and drawn on the image itself, the
+    same labels as with the classes task given (a fundus photograph came out in 25 px blocks)."""
+    img, truth = classes_image((192, 192), n_classes=2, seed=9119, scale=12.0)
+    out = segment_image(img, "YX", device="cpu")
+    d = out.semantic.decision
+    assert (d.task, d.n_clusters, d.zoom) == ("classes", 2, 1.0)  # was 3 classes at 0.44x
+    assert "drawn at full resolution" in d.reason
+    given = segment_image(img, "YX", device="cpu", task="classes")
+    assert np.array_equal(out.labels, given.labels)
+    assert matched_class_dice(out.labels, truth) > 0.97  # measured 0.983 (0.972 before)
 
 
 def test_two_large_cells_in_a_volume_are_objects() -> None:
@@ -230,6 +285,27 @@ def test_cli_reports_the_decision(tmp_path: Path, dsb_crop, capsys) -> None:
     assert "objects (bright on dark" in err and "chosen from the data" in err
     labels = tifffile.imread(tmp_path / "labels.tif")
     assert set(np.unique(labels)) == {0, 1}
+
+
+def test_an_empty_field_has_no_objects(tmp_path: Path, capsys) -> None:
+    """Noise, or an unevenly lit empty field: one intensity level, no texture, nothing compact.
+    It was two classes, half the field painted by chance; a batch over a plate counted them."""
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0.5, 0.1, (192, 192)).astype(np.float32)
+    out = segment_image(noise, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert (d.task, d.objects) == ("objects", ())
+    assert not out.labels.any()
+    ramp = 0.3 + 0.4 * np.mgrid[:192, :192][1] / 192 + rng.normal(0, 0.02, (192, 192))
+    src = tmp_path / "empty.tif"
+    tifffile.imwrite(src, rng.poisson(20 * ramp).astype(np.uint16))  # a camera's counts
+    assert main(["segment", str(src), "-o", str(tmp_path / "labels.tif")]) == 0
+    assert "no objects (one intensity level" in capsys.readouterr().err
+    assert not tifffile.imread(tmp_path / "labels.tif").any()
+    # A field that is not empty keeps its objects: one bright disc in that noise.
+    disc = noise.copy()
+    disc[(np.mgrid[:192, :192] - 96).__pow__(2).sum(0) < 15**2] += 0.6
+    assert segment_image(disc, "YX", device="cpu").labels[96, 96] == 1
 
 
 def test_classes_are_labelled_on_a_sharper_intensity_than_the_mixture_is_fitted_on() -> None:

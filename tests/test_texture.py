@@ -116,3 +116,27 @@ def test_objects_and_mean_classes_are_not_read_as_textures(make, one_mode: bool)
         inten = torch.from_numpy(np.asarray(img, dtype=np.float32)).reshape(-1)
         assert texture_evidence(feats, inten, intensity_modes=1) == 1
     assert DEMSegmenter(device="cpu").fit(img, "YX").decision_.features != "texture"
+
+
+@pytest.mark.parametrize(("kind", "side"), [("normal", 700), ("poisson", 512)])
+def test_noise_is_not_two_textures(kind: str, side: int) -> None:
+    """A diagonal mixture splits the log energies of noise alone in two with a dip between, and
+    these two fields were read as two textures (half the field painted by chance). Their two
+    classes are speckles, not regions: labels 16 px apart agree about as often as chance has
+    them, where two textures' regions agree far more often."""
+    from napari_dem.core.texture import MIN_COHERENCE, _fit, _standardised, coherence
+
+    rng = np.random.default_rng(2)
+    img = rng.normal(0.5, 0.1, (side, side)) if kind == "normal" else rng.poisson(30, (side, side))
+    seg = DEMSegmenter(device="cpu").fit(img.astype(np.float32), "YX")
+    assert seg.decision_.features != "texture"
+    assert (seg.decision_.task, seg.decision_.objects) == ("objects", ())  # no objects either
+
+    def kappa(image: np.ndarray) -> float:
+        feats = _features(image)[64:-64, 64:-64].reshape(-1, 3)
+        z, _ = _standardised(feats, feats[:, 0], 0)
+        return coherence(feats, _fit(z, 2, 0), (side - 128, side - 128), 0)
+
+    assert kappa(img) < MIN_COHERENCE - 0.05
+    textures, _ = classes_image((side, side), n_classes=2, contrast="texture", seed=9081)
+    assert kappa(textures) > MIN_COHERENCE + 0.05

@@ -7,7 +7,10 @@ of :mod:`.select`; here they are put in order:
 
 1. **K** (when not given): the modes of the denoised intensity (:func:`.select.choose_k`).
 2. A first mixture on the DEM latents with that K; its labels on the sampling grid of
-   one frame tell **objects or classes** (:func:`.select.choose_task`).
+   one frame tell **objects or classes** (:func:`.select.choose_task`). When they read as
+   classes, so do the intensity mixture's labels, and clear objects there (nuclei at two
+   brightness levels, whose background the latents split by its neighbourhood) are objects
+   labelled on the intensity.
 3. **Objects** (2D): one more cluster than intensity modes (when K was not given), so that
    dim objects get a cluster of their own instead of joining the background (DSB2018: F1
    0.82 with two, 0.87 with three), unless that makes the islands less compact (mean
@@ -31,7 +34,7 @@ of :mod:`.select`; here they are put in order:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,6 +64,12 @@ INTERIOR_MIN_MASS = 0.01
 #: are this compact (mean solidity; the objects rule itself asks 0.8): clean discs read
 #: 0.944-0.965, the dark pockets of the MRI-like phantom at two classes 0.86.
 INTERIOR_SOLIDITY = 0.9
+#: With three or more clusters, objects read on the intensity's clusters (when the latents'
+#: read as classes) must be this many islands: a few large compact regions at two or three
+#: levels are what tissue classes look like too (class phantoms of 128-256 px with 2-10
+#: islands of solidity 0.92-0.96 on one dominant class); nuclei at two brightness levels
+#: make 54-60. With two clusters the objects reading is the classes partition itself.
+INTENSITY_MIN_ISLANDS = 20
 #: What the mixture is fitted on: the DEM latents, the denoised intensity alone, or the texture
 #: features of :mod:`.texture`.
 FEATURES = ("latent", "intensity", "texture")
@@ -82,6 +91,8 @@ class Decision:
     zoom_z: float = 1.0  #: Z was shrunk by this factor for the fit (objects many slices deep)
 
     def summary(self) -> str:
+        if self.task == "objects" and not self.objects:  # an empty field: K says nothing
+            return self.reason
         k = f"K={self.n_clusters} ({'chosen from the data' if self.k_chosen else 'given'})"
         size = f"; objects ~{2 * self.object_radius:.0f} px across" if self.object_radius else ""
         if size and self.object_radius_z:
@@ -171,14 +182,16 @@ def decide(
     spacing: int = 1,
     max_k: int = 255,
     textures: Callable[[int], int] | None = None,
+    plain: Callable[[int], np.ndarray] | None = None,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
-    ``grid`` turns per-point values into the image of one frame on the sampling grid, whose
-    points are ``spacing`` pixels apart; a chosen K never exceeds ``max_k`` (the image's
+    ``plain`` the same on the denoised intensity alone (None: no such reading), ``grid`` turns
+    per-point values into the image of one frame on the sampling grid, whose points are
+    ``spacing`` pixels apart; a chosen K never exceeds ``max_k`` (the image's
     distinct values). ``refining``: the strokes (``guided``) correct given labels.
     ``textures(intensity modes)``: how many texture classes the image holds by the rule of
     :mod:`.texture` (1: not read as textures); None where the fit cannot read textures."""
-    from .select import MAX_AUTO_K, choose_k_of, choose_task, count_modes
+    from .select import MAX_AUTO_K, MIN_CONTRAST, choose_k_of, choose_task, contrast_to_noise, count_modes
 
     task = check_task(task)
     k_chosen = n_clusters is None and not guided
@@ -207,14 +220,46 @@ def decide(
         return Decision(k, "classes", (), "texture", k_chosen, reason)
     if task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
-    first = choose_task(grid(fit(k)), k)
+
+    def reading(labels: np.ndarray, n: int) -> TaskChoice:
+        """:func:`.select.choose_task` on ``labels``; with the task auto, objects that stand
+        out less than :data:`.select.MIN_CONTRAST` noise levels are noise: no objects."""
+        choice = choose_task(labels, n)
+        if task == "auto" and choice.task == "objects":
+            contrast = contrast_to_noise(size.image, np.isin(labels, choice.objects), spacing)
+            if contrast < MIN_CONTRAST:
+                return replace(choice, task="classes", objects=(), polarity="", contrast=contrast)
+        return choice
+
+    first = reading(grid(fit(k)), k)
     if task == "auto" and first.task == "classes" and k_chosen and k > 2:
         # Blurred edges between two levels add modes of their own on a clean image; if the
         # modes away from the edges are fewer and read clearly as objects, it is objects.
         k_inner = min(choose_k_of(interior_modes(size.image, seed)), k)  # the same grid image
-        inner = choose_task(grid(fit(k_inner)), k_inner) if k_inner < k else first
+        inner = reading(grid(fit(k_inner)), k_inner) if k_inner < k else first
         if inner.task == "objects" and inner.solidity >= INTERIOR_SOLIDITY:
             k, first = k_inner, inner
+    if task == "auto" and first.task == "classes" and plain is not None:
+        # The latents see each pixel in its context, and one level of objects beside another
+        # (nuclei at two brightness levels) can put the background near the bright ones in a
+        # cluster of its own; the intensity's clusters are the levels themselves.
+        on_intensity = reading(grid(plain(k)), k)
+        if (
+            on_intensity.task == "objects"
+            and on_intensity.solidity >= INTERIOR_SOLIDITY
+            and (k == 2 or on_intensity.n_islands >= INTENSITY_MIN_ISLANDS)
+        ):
+            radius, radius_z = size(on_intensity.polarity == "bright")
+            reason = f"{on_intensity.describe()}, on the intensity"
+            return Decision(
+                k, "objects", on_intensity.objects, "intensity", k_chosen, reason, radius,
+                object_radius_z=radius_z,
+            )  # fmt: skip
+    if task == "auto" and first.task == "classes" and k_chosen and modes == 1:
+        # One intensity level, no textures and no compact objects on either reading: an empty
+        # field, or noise. Two classes of it would paint half the field by chance.
+        reason = f"no objects (one intensity level and no texture; {first.evidence()})"
+        return Decision(k, "objects", (), "intensity", k_chosen, reason)
     if task == "auto" and first.task == "classes":
         return Decision(k, "classes", (), "intensity", k_chosen, first.describe())
     # When the first reading already is objects, it is the best one of its polarity.

@@ -448,12 +448,29 @@ class DEMSegmenter:
             factor_z = min(1.0, max(factor_z, side / layout.size("Z")))
         small = shrink(image, layout.axes, factor, factor_z)
         self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
+        if self.decision_.task != "objects":
+            self._classes_at_full_resolution(image, layout.axes, rgb, cancel, factor)
+            return False
         self.zoom_, self.zoom_z_ = factor, factor_z
         self.decision_ = dataclasses.replace(
             self.decision_, object_radius=d.object_radius, object_radius_z=d.object_radius_z,
             zoom=factor, zoom_z=factor_z,
         )  # fmt: skip
         return True
+
+    def _classes_at_full_resolution(self, image, axes: str, rgb, cancel, factor: float) -> None:
+        """Shrunk to the model's scale, the image reads as classes: those need no network, so
+        they are fitted and drawn on the image itself (drawn on the shrunk grid they came back
+        in blocks ``1 / factor`` px wide: a fundus photograph's vessels and optic disc were lost
+        in blocks of 25 px)."""
+        shrunk = self.decision_
+        task, self.task = self.task, "classes"
+        try:
+            self._fit(image, axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
+        finally:
+            self.task = task
+        reason = f"{shrunk.reason}, read at {factor:.2f}x and drawn at full resolution"
+        self.decision_ = dataclasses.replace(self.decision_, reason=reason, k_chosen=shrunk.k_chosen)
 
     @property
     def _rescaled(self) -> bool:
@@ -493,7 +510,11 @@ class DEMSegmenter:
         if self._reads_textures():
 
             def probe(modes: int) -> int:
-                return texture_evidence(*self._texture_probe(sources[0], encoder), modes, self.seed)
+                feats, inten = self._texture_probe(sources[0], encoder)
+                shape = feats.shape[:-1]
+                return texture_evidence(
+                    feats.reshape(-1, feats.shape[-1]), inten.reshape(-1), modes, self.seed, shape
+                )
 
             def resample() -> torch.Tensor:
                 return self._sample(sources, encoder, _Steps(None, 1), cancel, None, textures=True)[0]
@@ -551,19 +572,25 @@ class DEMSegmenter:
                 fits[(features, k)] = (params.permute(order), cluster_int[order], std)
             return fits[(features, k)]
 
-        def latent_labels(k: int) -> np.ndarray:
-            params, _, (mean, scale) = fit("latent", k)
-            with torch.inference_mode():
-                log_resp, _ = e_step(((x - mean) / scale).unsqueeze(0), params)
-            return (log_resp[0].argmax(-1) + 1).cpu().numpy()
+        def labels_of(features: str) -> Callable[[int], np.ndarray]:
+            """The sample's labels (1..K) under the mixture of ``features`` at K."""
+            points = x if features == "latent" else intensity.unsqueeze(-1)
+
+            def labels(k: int) -> np.ndarray:
+                params, _, (mean, scale) = fit(features, k)
+                with torch.inference_mode():
+                    log_resp, _ = e_step(((points - mean) / scale).unsqueeze(0), params)
+                return (log_resp[0].argmax(-1) + 1).cpu().numpy()
+
+            return labels
 
         stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         self.decision_ = decide(
-            intensity, latent_labels, self._grid(sources[0], stride),
+            intensity, labels_of("latent"), self._grid(sources[0], stride),
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
             refining=prior is not None, seed=self.seed, extra_cluster=self.mode_ == "2d",
             spacing=stride, max_k=self._n_distinct,
-            textures=probe,
+            textures=probe, plain=labels_of("intensity"),
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(self.n_clusters_)
@@ -637,7 +664,7 @@ class DEMSegmenter:
         return _Source(image, layout, units, regions)
 
     def _texture_probe(self, source: _Source, encoder: _Encoder) -> tuple[torch.Tensor, torch.Tensor]:
-        """(texture features ``(N, F)``, denoised intensity ``(N,)``) of every pixel of a central
+        """(texture features ``(*crop, F)``, denoised intensity ``(*crop)``) of every pixel of a central
         crop of at most :data:`TEXTURE_PROBE` px a side of the middle unit: enough points for
         the texture rule at a bounded cost on any image (the filters cost ~70 ms a 512 px tile)."""
         unit = source.units[len(source.units) // 2]
@@ -645,8 +672,7 @@ class DEMSegmenter:
             slice((n - min(n, TEXTURE_PROBE)) // 2, (n - min(n, TEXTURE_PROBE)) // 2 + min(n, TEXTURE_PROBE))
             for n in source.spatial
         )
-        feats, intensity = encoder.texture(unit, *with_halo(core, source.spatial, self.model_.halo))
-        return feats.reshape(-1, feats.shape[-1]), intensity.reshape(-1)
+        return encoder.texture(unit, *with_halo(core, source.spatial, self.model_.halo))
 
     def _encoder(self) -> _Encoder:
         ndim = 3 if self.mode_ == "3d" else 2

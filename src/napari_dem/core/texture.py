@@ -48,6 +48,14 @@ DIP_RATIO = 0.7
 #: features hold two or more texture classes, 0.062 (the grass photograph) and 0.12-0.55
 #: (nuclei, dark objects, BBBC007, coins, text, moon, Hubble, ...).
 MAX_MEAN_GAP = 0.03
+#: Texture classes are regions, not speckles: labelled by the two-class mixture, points
+#: :data:`COHERENCE_LAG` px apart share their class this much more often than chance would
+#: have them (Cohen's kappa, along each axis of the probe's crop). Noise alone, whose log
+#: energies a diagonal mixture also splits in two with a dip between (normal and Poisson noise
+#: of 384-1024 px were read as two textures), measured 0.11-0.20; two- and three-texture
+#: phantoms (regions of 12 and 20 px, 192-512 px) 0.34-0.67.
+COHERENCE_LAG = 16
+MIN_COHERENCE = 0.27
 #: Points the texture mixtures are fitted on (a seeded subsample of the fit's sample).
 POINTS = 8000
 #: EM steps of the texture mixtures (more than a segmentation fit's: the count compares fits).
@@ -130,16 +138,22 @@ def count_texture_classes(
 
 
 def texture_evidence(
-    features: torch.Tensor, intensity: torch.Tensor, intensity_modes: int, seed: int = 0
+    features: torch.Tensor,
+    intensity: torch.Tensor,
+    intensity_modes: int,
+    seed: int = 0,
+    shape: tuple[int, ...] | None = None,
 ) -> int:
-    """How many texture classes the sampled ``features`` ``(N, F)`` (denoised ``intensity``
-    ``(N,)``) hold by the rule of this module; 1 when the image is not read as textures.
+    """How many texture classes the ``features`` ``(N, F)`` (denoised ``intensity`` ``(N,)``)
+    of every pixel of a crop of ``shape`` hold by the rule of this module; 1 when the image is
+    not read as textures (``shape`` None: points without places, not checked for coherence).
 
     The rule: the intensity has one mode, the features hold at least two texture classes
-    (:func:`count_texture_classes`), and their mean intensities differ by at most
-    :data:`MAX_MEAN_GAP` of the intensity range. Cheap on most images: a two-class texture
-    mixture comes first, and when its classes already differ in mean intensity by more than
-    twice that (objects on a background), the count is not run.
+    (:func:`count_texture_classes`), their mean intensities differ by at most
+    :data:`MAX_MEAN_GAP` of the intensity range, and the two-class labels form regions
+    (:func:`coherence`). Cheap on most images: a two-class texture mixture comes first, and
+    when its classes already differ in mean intensity by more than twice that (objects on a
+    background), the count is not run.
     """
     if intensity_modes != 1 or len(features) < 20:
         return 1
@@ -148,7 +162,38 @@ def texture_evidence(
     if mean_gap(z, inten, fit(2)) > 2 * MAX_MEAN_GAP:
         return 1
     k = count_texture_classes(z, seed, fit=fit)
-    return k if k >= 2 and mean_gap(z, inten, fit(k)) <= MAX_MEAN_GAP else 1
+    if k < 2 or mean_gap(z, inten, fit(k)) > MAX_MEAN_GAP:
+        return 1
+    if shape is not None and coherence(features, fit(2), shape, seed) < MIN_COHERENCE:
+        return 1
+    return k
+
+
+def coherence(features: torch.Tensor, params: GMMParams, shape: tuple[int, ...], seed: int) -> float:
+    """Cohen's kappa of the two-class labels of every pixel (``features`` ``(N, F)`` of a crop of
+    ``shape``, standardised as the subsample the mixture ``params`` was fitted on) between
+    pixels :data:`COHERENCE_LAG` px apart along each axis; 1 on a crop too small to measure
+    (nothing refuted)."""
+    sub = features[_pick(len(features), seed)].double().cpu()
+    scaled = (features.double().cpu() - sub.mean(0)) / (sub.std(0) + 1e-9)
+    with torch.inference_mode():
+        labels = e_step(scaled.unsqueeze(0), params)[0][0].argmax(-1).reshape(shape)
+    lag = COHERENCE_LAG
+    axes = [a for a, n in enumerate(shape) if n > 2 * lag]
+    if not axes:
+        return 1.0
+    share = torch.bincount(labels.ravel(), minlength=params.n_components).double() / labels.numel()
+    chance = float((share**2).sum())
+    agree = sum(
+        float((labels.narrow(a, lag, shape[a] - lag) == labels.narrow(a, 0, shape[a] - lag)).double().mean())
+        for a in axes
+    ) / len(axes)
+    return (agree - chance) / max(1 - chance, 1e-12)
+
+
+def _pick(n: int, seed: int) -> torch.Tensor:
+    """The seeded subsample of :data:`POINTS` of ``n`` points the texture mixtures are fitted on."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[:POINTS]
 
 
 def _standardised(
@@ -156,7 +201,7 @@ def _standardised(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded subsample of :data:`POINTS` points: features scaled to unit variance each (all
     are log energies; k-means seeding would otherwise follow the widest), and their intensity."""
-    pick = torch.randperm(len(features), generator=torch.Generator().manual_seed(int(seed)))[:POINTS]
+    pick = _pick(len(features), seed)
     feats = features[pick].double().cpu()
     return (feats - feats.mean(0)) / (feats.std(0) + 1e-9), intensity[pick].double().cpu()
 

@@ -17,6 +17,7 @@ from napari_dem.core.select import (
     count_modes,
     density_modes,
     island_stats,
+    mode_cuts,
 )
 from napari_dem.data.families import PANEL_SEEDS, TRAIN_SEEDS, classes_image, objects_image
 
@@ -219,3 +220,18 @@ def test_contrast_to_noise_of_noise_split_in_two_and_of_objects() -> None:
     assert contrast_to_noise(noise + 5 * disc, disc) == pytest.approx(5.0 / seen[3], rel=0.03)
     assert contrast_to_noise(noise, np.zeros_like(disc)) == 0.0
     assert contrast_to_noise(disc * 1.0, disc) == np.inf  # no noise at all
+
+
+def test_mode_cuts_fall_between_the_modes_even_for_a_tiny_far_mode() -> None:
+    """Cuts lie at the density's lowest point between neighbouring modes: between two equal
+    Gaussians at 0 and 1 (sd 0.1), at the middle; a mode of 0.2 % of the points 10 sd above a
+    large one gets a cut between them; one Gaussian has none."""
+    rng = np.random.default_rng(0)
+    two = np.concatenate([rng.normal(0, 0.1, 10_000), rng.normal(1, 0.1, 10_000)])
+    (cut,) = mode_cuts(two)
+    assert cut == pytest.approx(0.5, abs=0.05)
+    assert count_modes(two) == 2
+    lone = np.concatenate([rng.normal(0, 1, 19_960), rng.normal(10, 1, 40)])
+    (cut,) = mode_cuts(lone)
+    assert 3 < cut < 8
+    assert len(mode_cuts(rng.normal(0, 1, 20_000))) == 0

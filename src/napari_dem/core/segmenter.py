@@ -563,9 +563,12 @@ class DEMSegmenter:
                     order_by = roughness(feats)
                 else:
                     feats, order_by = (x if features == "latent" else intensity.unsqueeze(-1)), intensity
+                start = prior
+                if features == "intensity" and prior is None and not guided:
+                    start = self._between_modes(intensity, k)
                 # Classes on intensity share one variance: see :func:`.em.tie_variances`.
                 params, cluster_int, std = fit_mixture(
-                    feats, order_by, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, prior,
+                    feats, order_by, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, start,
                     tied=features == "intensity",
                 )  # fmt: skip
                 order = label_order(cluster_int, guided)
@@ -598,6 +601,20 @@ class DEMSegmenter:
             self.features_, self.n_clusters_
         )
         self.cluster_intensity_ = cluster_int.cpu().numpy()
+
+    def _between_modes(self, intensity: torch.Tensor, k: int) -> torch.Tensor | None:
+        """Where the intensity mixture starts when K is the number of intensity modes: each
+        point in the mode it lies in (cut at the density's lowest points between modes, the
+        count of :func:`.select.count_modes`), instead of k-means seeds. The seeds follow
+        where most points are, so a mode of few points far from the rest (one nucleus in an
+        empty field: 0.14 % of the points, 17 noise levels out) got none, and the mixture cut
+        the background in two."""
+        from .select import mode_cuts
+
+        cuts = mode_cuts(intensity.cpu().numpy(), self.seed)
+        if len(cuts) + 1 != k:
+            return None
+        return torch.bucketize(intensity, torch.as_tensor(cuts, dtype=intensity.dtype).to(intensity.device))
 
     def _check_distinct(self, n_clusters: int) -> None:
         n_distinct = self._n_distinct

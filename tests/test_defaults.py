@@ -300,7 +300,8 @@ def test_an_empty_field_has_no_objects(tmp_path: Path, capsys) -> None:
     src = tmp_path / "empty.tif"
     tifffile.imwrite(src, rng.poisson(20 * ramp).astype(np.uint16))  # a camera's counts
     assert main(["segment", str(src), "-o", str(tmp_path / "labels.tif")]) == 0
-    assert "no objects (one intensity level" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "empty.tif: 0 objects ->" in err and "no objects (one intensity level" in err
     assert not tifffile.imread(tmp_path / "labels.tif").any()
     # A field that is not empty keeps its objects: one bright disc in that noise.
     disc = noise.copy()

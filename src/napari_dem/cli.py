@@ -596,7 +596,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             print(f"{name}: written tile by tile -> {out_path} {took}", file=sys.stderr)
         else:
             n = int(written.labels.max())
-            what = f"{n} objects" if args.instances else f"{written.n_clusters} clusters"
+            what = f"{n} objects" if args.instances or n == 0 else f"{written.n_clusters} clusters"
             print(f"{name}: {what} -> {out_path} {took}; {written.decision}", file=sys.stderr)
     return 0
 

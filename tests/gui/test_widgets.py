@@ -172,6 +172,15 @@ def test_objects_field_overrides_the_polarity(make_napari_viewer, qtbot):
     assert not w.validate() and "objects task" in w.message.text()
 
 
+def test_an_empty_field_gives_an_empty_layer_that_says_so(make_napari_viewer, qtbot):
+    """Noise alone: the layer is all background (it was two classes painting the field) and
+    the message says no objects were found, and why."""
+    noise = np.random.default_rng(1).normal(0.5, 0.1, (128, 128)).astype(np.float32)
+    _, w, layer = _segmented(make_napari_viewer, qtbot, noise)
+    assert not layer.data.any()
+    assert "no objects (one intensity level" in w.message.text()
+
+
 @pytest.mark.slow
 def test_dask_input_not_materialised(make_napari_viewer, qtbot):
     da = pytest.importorskip("dask.array")

@@ -305,7 +305,7 @@ def test_an_empty_field_has_no_objects(tmp_path: Path, capsys) -> None:
     assert not tifffile.imread(tmp_path / "labels.tif").any()
     # A field that is not empty keeps its objects: one bright disc in that noise.
     disc = noise.copy()
-    disc[(np.mgrid[:192, :192] - 96).__pow__(2).sum(0) < 15**2] += 0.6
+    disc[((np.mgrid[:192, :192] - 96) ** 2).sum(0) < 15**2] += 0.6
     assert segment_image(disc, "YX", device="cpu").labels[96, 96] == 1
 
 

@@ -202,8 +202,8 @@ def test_an_anisotropic_stack_is_split_in_physical_distances() -> None:
 
 
 def test_contrast_to_noise_of_noise_split_in_two_and_of_objects() -> None:
-    """White noise cut at its median: the halves' medians lie at -/+0.674 sigma, 1.349 noise
-    levels apart, whatever the cut; a disc 5 sigma above the field stands 5 noise levels out.
+    """Noise cut at its median: the halves' medians lie at -/+0.674 sigma, 1.349 noise levels
+    apart; a disc 5 sigma above the field stands 5 noise levels out.
     The noise is measured on points at least 3 px apart, where the sigma-1 px denoising of the
     sampled intensity leaves a correlation of exp(-d^2 / 4): the estimate is sigma times
     sqrt(1 - exp(-d^2 / 4)) (0.946 at 3 px; 0.991 at 4 px, two points of a grid of spacing 2)."""

@@ -183,6 +183,7 @@ def decide(
     max_k: int = 255,
     textures: Callable[[int], int] | None = None,
     plain: Callable[[int], np.ndarray] | None = None,
+    count: Callable[[], int] | None = None,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
     ``plain`` the same on the denoised intensity alone (None: no such reading), ``grid`` turns
@@ -190,12 +191,15 @@ def decide(
     ``spacing`` pixels apart; a chosen K never exceeds ``max_k`` (the image's
     distinct values). ``refining``: the strokes (``guided``) correct given labels.
     ``textures(intensity modes)``: how many texture classes the image holds by the rule of
-    :mod:`.texture` (1: not read as textures); None where the fit cannot read textures."""
+    :mod:`.texture` (1: not read as textures); None where the fit cannot read textures.
+    ``count()``: the intensity's modes (:func:`.select.count_modes` of ``intensity`` when None;
+    a caller that also needs their cuts counts them once)."""
     from .select import MAX_AUTO_K, MIN_CONTRAST, choose_k_of, choose_task, contrast_to_noise, count_modes
 
     task = check_task(task)
     k_chosen = n_clusters is None and not guided
-    modes = count_modes(intensity.cpu().numpy(), seed) if k_chosen or textures is not None else 0
+    count = count or (lambda: count_modes(intensity.cpu().numpy(), seed))
+    modes = count() if k_chosen or textures is not None else 0
     k = min(choose_k_of(modes), max(2, max_k)) if k_chosen else int(n_clusters)
     if guided:  # painted classes are classes: their ids are the user's
         # Strokes that correct a classes result work on the features that made it (intensity);

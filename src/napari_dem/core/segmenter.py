@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -66,6 +67,7 @@ from .segment import (
     min_side,
     validate_image,
 )
+from .select import mode_cuts
 from .texture import SCALES as TEXTURE_SCALES
 from .texture import halo as texture_halo
 from .texture import roughness, texture_evidence, texture_features
@@ -286,6 +288,17 @@ def fit_mixture(
         resp = log_resp[0].exp()
         cluster_int = (resp * intensity.unsqueeze(1)).sum(0) / resp.sum(0).clamp(min=1e-12)
     return params, cluster_int, (mean, scale)
+
+
+def _between_modes(intensity: torch.Tensor, cuts: np.ndarray, k: int) -> torch.Tensor | None:
+    """Where the intensity mixture starts when K is the number of intensity modes: each point
+    in the mode it lies in (``cuts``: :func:`.select.mode_cuts`, the density's lowest points
+    between modes), instead of k-means seeds. The seeds follow where most points are, so a
+    mode of few points far from the rest (one nucleus in an empty field: 0.14 % of the
+    points, 17 noise levels out) got none, and the mixture cut the background in two."""
+    if len(cuts) + 1 != k:
+        return None
+    return torch.bucketize(intensity, torch.as_tensor(cuts, dtype=intensity.dtype).to(intensity.device))
 
 
 def _start_from(
@@ -554,6 +567,7 @@ class DEMSegmenter:
         guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
         fits: dict[tuple[str, int], tuple] = {}
+        cuts = functools.cache(lambda: mode_cuts(intensity.cpu().numpy(), self.seed))
 
         def fit(features: str, k: int) -> tuple:
             """(mixture in label order, label intensities, standardisation), fitted once per (features, K)."""
@@ -565,7 +579,7 @@ class DEMSegmenter:
                     feats, order_by = (x if features == "latent" else intensity.unsqueeze(-1)), intensity
                 start = prior
                 if features == "intensity" and prior is None and not guided:
-                    start = self._between_modes(intensity, k)
+                    start = _between_modes(intensity, cuts(), k)
                 # Classes on intensity share one variance: see :func:`.em.tie_variances`.
                 params, cluster_int, std = fit_mixture(
                     feats, order_by, clamp, k, em_steps, self.model_.config.reg_covar, self.seed, start,
@@ -593,7 +607,7 @@ class DEMSegmenter:
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
             refining=prior is not None, seed=self.seed, extra_cluster=self.mode_ == "2d",
             spacing=stride, max_k=self._n_distinct,
-            textures=probe, plain=labels_of("intensity"),
+            textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
         )  # fmt: skip
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(self.n_clusters_)
@@ -601,20 +615,6 @@ class DEMSegmenter:
             self.features_, self.n_clusters_
         )
         self.cluster_intensity_ = cluster_int.cpu().numpy()
-
-    def _between_modes(self, intensity: torch.Tensor, k: int) -> torch.Tensor | None:
-        """Where the intensity mixture starts when K is the number of intensity modes: each
-        point in the mode it lies in (cut at the density's lowest points between modes, the
-        count of :func:`.select.count_modes`), instead of k-means seeds. The seeds follow
-        where most points are, so a mode of few points far from the rest (one nucleus in an
-        empty field: 0.14 % of the points, 17 noise levels out) got none, and the mixture cut
-        the background in two."""
-        from .select import mode_cuts
-
-        cuts = mode_cuts(intensity.cpu().numpy(), self.seed)
-        if len(cuts) + 1 != k:
-            return None
-        return torch.bucketize(intensity, torch.as_tensor(cuts, dtype=intensity.dtype).to(intensity.device))
 
     def _check_distinct(self, n_clusters: int) -> None:
         n_distinct = self._n_distinct

@@ -174,8 +174,8 @@ def coherence(features: torch.Tensor, params: GMMParams, shape: tuple[int, ...],
     ``shape``, standardised as the subsample the mixture ``params`` was fitted on) between
     pixels :data:`COHERENCE_LAG` px apart along each axis; 1 on a crop too small to measure
     (nothing refuted)."""
-    sub = features[_pick(len(features), seed)].double().cpu()
-    scaled = (features.double().cpu() - sub.mean(0)) / (sub.std(0) + 1e-9)
+    mean, std = _scale(features[_pick(len(features), seed)].double().cpu())
+    scaled = (features.double().cpu() - mean) / std
     with torch.inference_mode():
         labels = e_step(scaled.unsqueeze(0), params)[0][0].argmax(-1).reshape(shape)
     lag = COHERENCE_LAG
@@ -203,7 +203,13 @@ def _standardised(
     are log energies; k-means seeding would otherwise follow the widest), and their intensity."""
     pick = _pick(len(features), seed)
     feats = features[pick].double().cpu()
-    return (feats - feats.mean(0)) / (feats.std(0) + 1e-9), intensity[pick].double().cpu()
+    mean, std = _scale(feats)
+    return (feats - mean) / std, intensity[pick].double().cpu()
+
+
+def _scale(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, spread) per feature of the subsample ``feats`` ``(N, F)``: what standardises them."""
+    return feats.mean(0), feats.std(0) + 1e-9
 
 
 def mean_gap(z: torch.Tensor, intensity: torch.Tensor, params: GMMParams) -> float:

@@ -16,13 +16,18 @@ def _layer_by_layer(encoder: Encoder, context: torch.Tensor) -> torch.Tensor:
     return encoder.head(torch.cat([encoder.body(context), context], dim=1))
 
 
-def test_long_blur_by_fft_equals_scipys_gaussian_with_edge_replication() -> None:
-    contrast = LocalContrast(2, 16.0)
-    assert contrast.kernel.numel() >= FFT_MIN_TAPS  # the FFT path is the one tested
-    image = np.random.default_rng(0).random((2, 150, 97)).astype(np.float32)
+@pytest.mark.parametrize(
+    "ndim, sigma, shape", [(2, 16.0, (2, 150, 97)), (3, 4.0, (2, 20, 33, 41)), (3, 1.0, (1, 9, 12, 10))]
+)
+def test_blur_by_fft_equals_scipys_gaussian_with_edge_replication(
+    ndim: int, sigma: float, shape: tuple
+) -> None:
+    contrast = LocalContrast(ndim, sigma)
+    assert contrast.kernel.numel() >= FFT_MIN_TAPS[ndim]  # the FFT path is the one tested
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
     blurred = contrast.blur(torch.from_numpy(image)[None]).numpy()[0]
     for plane, got in zip(image, blurred, strict=True):
-        want = ndi.gaussian_filter(plane.astype(np.float64), 16.0, mode="nearest", truncate=3.0)
+        want = ndi.gaussian_filter(plane.astype(np.float64), sigma, mode="nearest", truncate=3.0)
         np.testing.assert_allclose(got, want, atol=2e-6)
 
 

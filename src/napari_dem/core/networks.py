@@ -18,9 +18,11 @@ from torch import nn
 
 DILATIONS: tuple[int, ...] = (1, 2, 4)
 
-#: Kernels at least this long are applied through the FFT on the CPU (2D only): the
-#: context blur (97 taps at sigma 16) costs a third as much that way, to 1e-6.
-FFT_MIN_TAPS = 33
+#: Kernels at least this long are applied through the FFT on the CPU, per spatial ndim: in
+#: 2D the context blur (97 taps at sigma 16) costs a third as much that way; in 3D, where
+#: a separable 1D convolution is slow, every kernel does (7 taps: 49 -> 19 ms, the 25-tap
+#: context blur 199 -> 66 ms on a 60x150x150 tile). Both paths agree to 1e-6.
+FFT_MIN_TAPS = {2: 33, 3: 1}
 
 
 def _conv(ndim: int) -> type[nn.Conv2d] | type[nn.Conv3d]:
@@ -75,8 +77,8 @@ class LocalContrast(nn.Module):
         b, c = x.shape[:2]
         y = x.reshape(b * c, 1, *x.shape[2:])
         r = (kernel.numel() - 1) // 2
-        if self.ndim == 2 and x.device.type == "cpu" and kernel.numel() >= FFT_MIN_TAPS:
-            return _fft_blur2d(y, kernel.to(y)).reshape(x.shape)
+        if x.device.type == "cpu" and kernel.numel() >= FFT_MIN_TAPS[self.ndim]:
+            return _fft_blur(y, kernel.to(y)).reshape(x.shape)
         fn = torch.nn.functional.conv2d if self.ndim == 2 else torch.nn.functional.conv3d
         for axis in range(self.ndim):
             shape = [1, 1] + [1] * self.ndim
@@ -96,23 +98,28 @@ class LocalContrast(nn.Module):
         return fine - self.blur(x)
 
 
-def _fft_blur2d(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """The separable blur of :meth:`LocalContrast.blur` on ``(N, 1, H, W)``, by the FFT.
+def _fft_blur(y: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The separable blur of :meth:`LocalContrast.blur` on ``(N, 1, *spatial)``, by the FFT.
 
     The input is padded by edge replication as for the direct path; a circular
     convolution of the padded array is exact on its valid part (no output reads
     across the wrap), so the two paths agree to float rounding.
     """
     r = (kernel.numel() - 1) // 2
-    padded = torch.nn.functional.pad(y, [r, r, r, r], mode="replicate")
-    h, w = padded.shape[-2:]
-    ky = torch.zeros(h, dtype=y.dtype, device=y.device)
-    kx = torch.zeros(w, dtype=y.dtype, device=y.device)
-    ky[: kernel.numel()] = kernel
-    kx[: kernel.numel()] = kernel
-    spectrum = torch.fft.fft(ky)[:, None] * torch.fft.rfft(kx)[None, :]
-    out = torch.fft.irfft2(torch.fft.rfft2(padded) * spectrum, s=(h, w))
-    return out[..., 2 * r :, 2 * r :]
+    ndim = y.ndim - 2
+    padded = torch.nn.functional.pad(y, [r] * (2 * ndim), mode="replicate")
+    shape = padded.shape[2:]
+    spectrum: torch.Tensor | None = None
+    for axis, n in enumerate(shape):
+        taps = torch.zeros(n, dtype=y.dtype, device=y.device)
+        taps[: kernel.numel()] = kernel
+        # the last axis is the half spectrum of rfftn
+        line = torch.fft.rfft(taps) if axis == ndim - 1 else torch.fft.fft(taps)
+        line = line.view([-1 if a == axis else 1 for a in range(ndim)])
+        spectrum = line if spectrum is None else spectrum * line
+    axes = tuple(range(2, 2 + ndim))
+    out = torch.fft.irfftn(torch.fft.rfftn(padded, dim=axes) * spectrum, s=shape, dim=axes)
+    return out[(..., *(slice(2 * r, None) for _ in range(ndim)))]
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:

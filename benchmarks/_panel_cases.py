@@ -193,3 +193,28 @@ def build_cases(which: Callable[[str], bool] = lambda name: True, *, dev: bool =
 def _aniso3d() -> Case:
     img, mask, scale = anisotropic_nuclei(seed=_seed(10))
     return Case("aniso3d", "large 3D nuclei, Z step 2", "objects", img, mask, "ZYX", 2, scale=scale)
+
+
+def smoke_cases() -> list[Case]:
+    """Two tiny generated cases, one objects and one classes, for a smoke run of the whole
+    panel (``bench_panel.py --smoke``; the CI runs it, ``tests/test_bench_panel.py``): a few
+    seconds, every column and table of the real run. Seeds from the panel's range, unused by
+    its cases, so no training image is among them."""
+    return [
+        Case(
+            "smoke-objects",
+            "tiny: bright objects",
+            "objects",
+            *objects_image((128, 128), radius=(5.0, 8.0), coverage=0.25, seed=PANEL_SEEDS.start + 30),
+            "YX",
+            2,
+        ),
+        Case(
+            "smoke-classes",
+            "tiny: 3 classes by mean",
+            "classes",
+            *classes_image((96, 96), n_classes=3, seed=PANEL_SEEDS.start + 31),
+            "YX",
+            3,
+        ),
+    ]

@@ -8,7 +8,8 @@ cases are scored by instance F1@0.5 (and fg IoU), classes cases by the mean Dice
 the true classes after Hungarian matching. Results are printed per case and per family.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_panel.py`` (all cases, ~10 min on 2 cores),
-``--cases dsb2018,classes3`` for a subset.
+``--cases dsb2018,classes3`` for a subset, ``--smoke`` for two tiny cases and one seed of
+the auto-K table (a few seconds: what CI runs, ``tests/test_bench_panel.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import model_fingerprint, scores, table, timed
-from _panel_cases import Case, build_cases
+from _panel_cases import Case, build_cases, smoke_cases
 from _sweeps import best_classes, best_objects
 from napari_dem.api import segment_image
 from napari_dem.core.metrics import matched_class_dice
@@ -186,9 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--no-auto-k", action="store_true", help="skip the auto-K table")
+    ap.add_argument("--smoke", action="store_true", help="two tiny cases and one auto-K seed (CI)")
     args = ap.parse_args(argv)
     wanted = {c for c in args.cases.split(",") if c}
-    cases = build_cases(lambda name: not wanted or name in wanted)
+    cases = smoke_cases() if args.smoke else build_cases(lambda name: not wanted or name in wanted)
     print(f"Models: 2D {model_fingerprint(2)}; 3D {model_fingerprint(3)}\n")
     rows = []
     for case in cases:
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     print_tables(rows)
     if not args.no_auto_k:
-        print_auto_k(range(PANEL_SEEDS.start + 50, PANEL_SEEDS.start + 54))
+        print_auto_k(range(PANEL_SEEDS.start + 50, PANEL_SEEDS.start + (51 if args.smoke else 54)))
 
 
 if __name__ == "__main__":

@@ -287,6 +287,19 @@ def test_cli_reports_the_decision(tmp_path: Path, dsb_crop, capsys) -> None:
     assert set(np.unique(labels)) == {0, 1}
 
 
+def test_a_lone_dark_cell_in_a_wide_field_is_found() -> None:
+    """One dark cell, 0.1 % of the field, under uneven light: too few pixels for an intensity
+    mode, and the two-cluster latent mixture cut the noise in two, so the field was "no
+    objects". With more components the cell gets one of its own, 18 noise levels out."""
+    img, truth = objects_image((320, 320), polarity="dark", coverage=0.003, seed=9963)
+    assert truth.max() == 1 and (truth > 0).mean() < 0.005
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert d.task == "objects" and d.objects == (1,) and d.n_clusters > 2, d.reason
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.9
+    assert instance_f1(out.labels, truth) == 1.0
+
+
 def test_an_empty_field_has_no_objects(tmp_path: Path, capsys) -> None:
     """Noise, or an unevenly lit empty field: one intensity level, no texture, nothing compact.
     It was two classes, half the field painted by chance; a batch over a plate counted them."""

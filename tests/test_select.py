@@ -18,6 +18,7 @@ from napari_dem.core.select import (
     density_modes,
     island_stats,
     mode_cuts,
+    standout_reading,
 )
 from napari_dem.data.families import PANEL_SEEDS, TRAIN_SEEDS, classes_image, objects_image
 
@@ -235,3 +236,23 @@ def test_mode_cuts_fall_between_the_modes_even_for_a_tiny_far_mode() -> None:
     (cut,) = mode_cuts(lone)
     assert 3 < cut < 8
     assert len(mode_cuts(rng.normal(0, 1, 20_000))) == 0
+
+
+@pytest.mark.parametrize("depth, found", [(12.0, True), (2.0, False)])
+def test_a_lone_object_stands_out_of_noise_clusters_only_by_its_contrast(depth: float, found: bool) -> None:
+    """Three clusters: the noise cut in two at its median (2, 3) and one dark disc (1). The
+    reading "cluster 1 is the objects" is taken when the disc lies ``depth`` noise levels
+    below the field, not when it lies as close as the noise's own halves."""
+    rng = np.random.default_rng(0)
+    plane = rng.normal(0.0, 1.0, (96, 96))
+    yy, xx = np.mgrid[:96, :96]
+    disc = (yy - 40) ** 2 + (xx - 60) ** 2 <= 8**2
+    plane[disc] -= depth
+    labels = np.where(plane > np.median(plane[~disc]), 3, 2)
+    labels[disc] = 1
+    choice = standout_reading(labels, 3, plane, spacing=3, min_contrast=7.0)
+    if found:
+        assert choice is not None and choice.objects == (1,) and choice.polarity == "dark"
+        assert choice.n_islands == 1 and choice.solidity > 0.9
+    else:
+        assert choice is None

@@ -53,6 +53,12 @@ EXTRA_CLUSTER_TOLERANCE = 0.0005
 #: ... and unless its objects keep less than this share of the objects' area: the extra
 #: cluster took the dim objects into the background (nuclei at two brightness levels).
 EXTRA_CLUSTER_KEEP = 0.5
+#: Components of the latent mixtures in which a field of one intensity level is searched for a
+#: few objects too few to make a mode of their own (:func:`_lone_objects`), in this order.
+LONE_CLUSTERS = (3, 4, 5, 6)
+#: Noise levels such objects stand out at least: twice :data:`.select.MIN_CONTRAST` (one cell
+#: in a 384 px field stood 13.8-21.4 out; the noise's own components at most 4.1).
+LONE_MIN_CONTRAST = 7.0
 #: Share of the sampling grid, smallest intensity gradient first, whose modes
 #: :func:`interior_modes` counts.
 INTERIOR_SHARE = 0.8
@@ -260,6 +266,9 @@ def decide(
                 object_radius_z=radius_z,
             )  # fmt: skip
     if task == "auto" and first.task == "classes" and k_chosen and modes == 1:
+        lone = _lone_objects(fit, grid, size, spacing, max_k)
+        if lone is not None:
+            return lone
         # One intensity level, no textures and no compact objects on either reading: an empty
         # field, or noise. Two classes of it would paint half the field by chance.
         reason = f"no objects (one intensity level and no texture; {first.evidence()})"
@@ -277,6 +286,33 @@ def decide(
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")
     return Decision(k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z)
+
+
+def _lone_objects(
+    fit: Fitter, grid: Callable[[np.ndarray], np.ndarray], size: _SizeOf, spacing: int, max_k: int
+) -> Decision | None:
+    """Objects too few to make an intensity mode of their own (one or a few cells in a wide
+    field), or None. The latent mixture with two clusters cuts the background's noise in
+    two; with :data:`LONE_CLUSTERS` it gives the noise several components and the objects
+    one of their own at an end of the intensity order. Read as objects when that end's
+    islands are compact (:data:`.select.FEW_OBJECTS_SOLIDITY`), leave a background
+    (:data:`.select.MIN_BACKGROUND`, no piece larger than an object may be) and stand at
+    least :data:`LONE_MIN_CONTRAST` noise levels out; the noise's own components stand
+    1.8-4.1 levels out."""
+    from .select import standout_reading
+
+    for k in LONE_CLUSTERS:
+        if k > max_k:
+            break
+        choice = standout_reading(grid(fit(k)), k, size.image, spacing, LONE_MIN_CONTRAST)
+        if choice is not None:
+            radius, radius_z = size(choice.polarity == "bright")
+            reason = f"{choice.describe()}, too few for an intensity mode of their own"
+            return Decision(
+                k, "objects", choice.objects, "latent", True, reason, radius, object_radius_z=radius_z
+            )
+    return None
+
 
 
 def interior_modes(plane: np.ndarray, seed: int) -> int:

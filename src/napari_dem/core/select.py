@@ -344,6 +344,28 @@ def _candidate(
     return choice, r_objects < SIZE_RATIO * r_background
 
 
+def standout_reading(
+    labels: np.ndarray, n_clusters: int, plane: np.ndarray, spacing: int, min_contrast: float
+) -> TaskChoice | None:
+    """The first reading "these clusters at one end of the intensity order are the objects"
+    of ``labels`` whose objects stand at least ``min_contrast`` noise levels out of ``plane``
+    (:func:`contrast_to_noise`) and pass the rules for a few objects (compact islands, a
+    background, no sea); None when none does. The contrast is measured first: it costs
+    milliseconds, the islands of a reading of noise up to a second."""
+    views = planes(labels)
+    for polarity, objects in _candidates(n_clusters):
+        if contrast_to_noise(plane, np.isin(labels, objects), spacing) < min_contrast:
+            continue
+        choice, _ = _candidate(labels, views, polarity, objects, 2)
+        if (
+            not choice.sea
+            and choice.background_fraction >= MIN_BACKGROUND
+            and choice.solidity >= FEW_OBJECTS_SOLIDITY
+        ):
+            return choice
+    return None
+
+
 def choose_task(
     labels: np.ndarray, n_clusters: int, *, force_objects: bool = False, polarity: str | None = None
 ) -> TaskChoice:

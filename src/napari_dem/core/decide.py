@@ -314,7 +314,6 @@ def _lone_objects(
     return None
 
 
-
 def interior_modes(plane: np.ndarray, seed: int) -> int:
     """Intensity modes of ``plane`` (one frame on the sampling grid) away from its edges: of
     the :data:`INTERIOR_SHARE` of its points with the smallest intensity gradient.

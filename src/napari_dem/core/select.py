@@ -356,6 +356,8 @@ def standout_reading(
     for polarity, objects in _candidates(n_clusters):
         if contrast_to_noise(plane, np.isin(labels, objects), spacing) < min_contrast:
             continue
+        # judged as with two clusters: the other components are the noise's speckle, not
+        # regions, so the rule that objects be smaller than every background region is moot
         choice, _ = _candidate(labels, views, polarity, objects, 2)
         if (
             not choice.sea

@@ -300,6 +300,15 @@ def test_a_lone_dark_cell_in_a_wide_field_is_found() -> None:
     assert instance_f1(out.labels, truth) == 1.0
 
 
+def test_specks_darker_than_the_field_are_not_bright_objects() -> None:
+    """Four bright nuclei in a 384 px field: the latents' object cluster also took in seven
+    specks of 27-50 px that are darker than the background around them (F1 0.53)."""
+    img, truth = objects_image((384, 384), coverage=0.01, noise="medium", seed=9960)
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    assert out.semantic.decision.objects and out.labels.max() == truth.max() == 4
+    assert instance_f1(out.labels, truth) == 1.0
+
+
 def test_an_empty_field_has_no_objects(tmp_path: Path, capsys) -> None:
     """Noise, or an unevenly lit empty field: one intensity level, no texture, nothing compact.
     It was two classes, half the field painted by chance; a batch over a plate counted them."""

@@ -7,7 +7,9 @@ import pytest
 from skimage.draw import disk
 
 from napari_dem.core.refine import (
+    SIDE_HALO,
     background_id,
+    drop_wrong_side,
     fill_holes,
     fill_small_holes,
     instances_from_labels,
@@ -15,8 +17,12 @@ from napari_dem.core.refine import (
     min_object_size,
     object_radius,
     remove_small_objects,
+    side_intensity,
+    side_sums,
     split_instances,
+    surround_rings,
 )
+from napari_dem.core.tiles import tile_regions
 
 
 def _two_touching_discs() -> np.ndarray:
@@ -97,3 +103,40 @@ def test_specks_under_a_quarter_of_a_typical_object_are_not_counted() -> None:
     vol[10:13, 14:17, 26:29] = True
     assert split_instances(vol).max() == 1
     assert abs(min_object_size(6.0, 3, (2.0, 1.0, 1.0)) - min_object_size(6.0, 3) / 2) <= 1
+
+
+@pytest.mark.parametrize("bright", [True, False])
+def test_pieces_on_the_wrong_side_of_their_surround_are_dropped(bright: bool) -> None:
+    """A bright disc and a dim one (both brighter than their surround) stay; a speck darker
+    than the field, which a latent cluster took in with them, goes. Mirrored for dark objects."""
+    rng = np.random.default_rng(0)
+    grey = 0.3 + 0.02 * rng.normal(size=(80, 80))
+    mask = np.zeros(grey.shape, dtype=bool)
+    for (cy, cx), r, lift in (((20, 20), 8, 0.5), ((20, 60), 8, 0.08), ((60, 40), 4, -0.1)):
+        rr, cc = disk((cy, cx), r, shape=grey.shape)
+        mask[rr, cc] = True
+        grey[rr, cc] += lift
+    if not bright:
+        grey = 1.0 - grey
+    kept = drop_wrong_side(mask, grey, bright)
+    assert kept[20, 20] and kept[20, 60] and not kept[60, 40]
+    assert (
+        kept == (mask & ~(((np.mgrid[:80, :80][0] - 60) ** 2 + (np.mgrid[:80, :80][1] - 40) ** 2) <= 16))
+    ).all()
+    assert drop_wrong_side(np.ones_like(mask), grey, bright).all()  # no surround: nothing to compare
+
+
+def test_side_sums_over_tiles_with_their_halo_equal_the_whole_image() -> None:
+    """The segmenter reads the intensity a tile at a time: the pieces' and rings' sums of the
+    tiles (each smoothed with its halo) must add up to the whole image's, to the last bit of
+    the decision."""
+    rng = np.random.default_rng(3)
+    grey = rng.random((70, 90)).astype(np.float32)
+    mask = rng.random((70, 90)) > 0.8
+    pieces, ring, n = surround_rings(mask)
+    whole = side_sums(pieces, ring, n, side_intensity(grey))
+    tiled = np.zeros_like(whole)
+    for core, read, inner in tile_regions(grey.shape, 16, SIDE_HALO):
+        tiled += side_sums(pieces[core], ring[core], n, side_intensity(grey[read])[inner])
+    np.testing.assert_array_equal(tiled[:, 0], whole[:, 0])  # pixel counts
+    np.testing.assert_allclose(tiled[:, 1], whole[:, 1], rtol=1e-9)  # sums, added in another order

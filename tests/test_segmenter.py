@@ -12,7 +12,7 @@ from napari_dem import DEMSegmenter
 from napari_dem.core.edges import refine_edges
 from napari_dem.core.errors import NotFittedError
 from napari_dem.core.model import ModelFileError
-from napari_dem.core.refine import fill_small_holes
+from napari_dem.core.refine import drop_wrong_side, fill_small_holes
 from napari_dem.core.segment import segment
 
 DATA = Path(__file__).parent / "data"
@@ -74,14 +74,18 @@ def test_predict_proba_matches_predict(nuclei2d, tiny_model) -> None:
     np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-4)
     # predict gives the task's labels of the most responsible cluster, and for objects their
     # outline re-drawn at the half-way intensity (core/edges.py), tile by tile (tiles of 48 px),
-    # then, while the objects are the minority, the holes smaller than a typical object filled
+    # then, while the objects are the minority, the holes smaller than a typical object filled,
+    # and last the pieces not on the objects' side of their surround dropped
     expected = seg.label_table_[proba.argmax(-1) + 1]
     assert seg.decision_.task == "objects"
     grey = (img.astype(np.float32) - seg.lo_[0]) / (seg.hi_[0] - seg.lo_[0])
     expected = refine_edges(expected > 0, grey)
     weights = seg.params_.log_weights[0].exp().numpy()
-    if weights[np.asarray(seg.decision_.objects) - 1].sum() < 0.5:
+    objects = np.isin(np.arange(1, seg.n_clusters_ + 1), seg.decision_.objects)
+    if weights[objects].sum() < 0.5:
         expected = fill_small_holes(expected, np.pi * seg.decision_.object_radius**2)
+    means = [np.average(seg.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]
+    expected = drop_wrong_side(expected, grey, bright=bool(means[0] > means[1]))
     assert np.array_equal(expected.astype(np.uint8), seg.predict(img, "YX"))
 
 

@@ -90,6 +90,78 @@ def fill_small_holes(mask: np.ndarray, max_size: float) -> np.ndarray:
     return mask | small[pockets]
 
 
+#: Width (px) of the ring of background around each piece of foreground that
+#: :func:`drop_wrong_side` compares the piece with.
+RING = 3
+#: Smoothing (px) of the intensity those means are taken on.
+SIDE_SIGMA = 1.0
+#: Pixels of context a tile needs for the smoothed intensity (scipy's 4-sigma reach).
+SIDE_HALO = math.ceil(4 * SIDE_SIGMA)
+
+
+def surround_rings(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(pieces, ring, n): the connected components of ``mask`` labelled 1..n, and the
+    background within :data:`RING` px (a square window) of each, labelled with its piece
+    (the largest-numbered one where two are near)."""
+    mask = np.asarray(mask, dtype=bool)
+    pieces, n = ndi.label(mask)
+    ring = ndi.maximum_filter(pieces, size=2 * RING + 1) if n else pieces.copy()
+    ring[mask] = 0
+    return pieces, ring, n
+
+
+def side_sums(pieces: np.ndarray, ring: np.ndarray, n: int, smooth: np.ndarray) -> np.ndarray:
+    """``(2, 2, n + 1)``: pixel counts and intensity sums of each piece and of its ring, over
+    one block (sums of several blocks add up to the whole image's)."""
+    flat = np.asarray(smooth, dtype=np.float64).ravel()
+    return np.array(
+        [
+            [
+                np.bincount(lab.ravel(), minlength=n + 1),
+                np.bincount(lab.ravel(), weights=flat, minlength=n + 1),
+            ]
+            for lab in (pieces, ring)
+        ]
+    )
+
+
+def side_intensity(grey: np.ndarray) -> np.ndarray:
+    """``grey`` smoothed by :data:`SIDE_SIGMA` px (float32): what the pieces are compared on."""
+    return ndi.gaussian_filter(np.asarray(grey, dtype=np.float32), SIDE_SIGMA)
+
+
+def wrong_side(sums: np.ndarray, bright: bool) -> np.ndarray:
+    """Per label 0..n (0 never): whether the piece's mean is not above its ring's mean (not
+    below, for dark objects); a piece with no ring (the whole field) is never wrong."""
+    (count_in, sum_in), (count_ring, sum_ring) = sums
+    margin = sum_in / np.maximum(count_in, 1) - sum_ring / np.maximum(count_ring, 1)
+    wrong = (count_ring > 0) & ((margin if bright else -margin) <= 0)
+    wrong[0] = False
+    return wrong
+
+
+def drop_wrong_side(mask: np.ndarray, grey: np.ndarray, bright: bool) -> np.ndarray:
+    """``mask`` without the pieces (connected components) whose mean intensity (``grey``
+    smoothed by :data:`SIDE_SIGMA` px) is not above that of the background within
+    :data:`RING` px around them when the objects are ``bright``, or not below when they are
+    dark. A piece with no background around it (the whole field) is kept.
+
+    Why: the latents see each pixel in its context, and their object cluster can take in
+    specks of the background that are no brighter than it (in a field of four bright nuclei,
+    seven such specks of 27-50 px, 0.8-1.7 noise levels *darker* than the background, were
+    counted as objects). A piece on the wrong side of its own surround contradicts the
+    polarity the fit decided, whatever its shape. Means and a maximum filter, not medians
+    and nearest-piece rings: 0.2 s on a 2048x2048 image of 3000 nuclei (medians: 1.4 s).
+    The segmenter adds :func:`side_sums` up tile by tile, so a lazy image is read a tile at
+    a time.
+    """
+    pieces, ring, n = surround_rings(mask)
+    if n == 0:
+        return np.asarray(mask, dtype=bool)
+    smooth = side_intensity(grey)
+    return (pieces > 0) & ~wrong_side(side_sums(pieces, ring, n, smooth), bright)[pieces]
+
+
 def object_radius(foreground: np.ndarray, spacing: Sequence[float] | None = None) -> float:
     """Typical object radius of a foreground mask: ``(ndim + 1)`` times the mean distance of
     its pixels to the background, in units of the finest axis of ``spacing`` (pixels when

@@ -56,7 +56,7 @@ from .model import (
 )
 from .networks import gaussian_kernel1d
 from .progress import CancelToken, ProgressFn, check_cancel, report
-from .refine import fill_small_holes
+from .refine import SIDE_HALO, fill_small_holes, side_intensity, side_sums, surround_rings, wrong_side
 from .rescale import grow_labels, grow_proba, shrink, zoom_for
 from .segment import (
     CACHE_BYTES,
@@ -780,7 +780,7 @@ class DEMSegmenter:
         if self._rescaled:
             return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
         source, labels = self._predict_at_scale(image, axes, out, rgb, progress, cancel)
-        self._fill_holes(source, labels, cancel)
+        self._finish_objects(source, labels, cancel)
         return labels
 
     def _predict_at_scale(self, image, axes, out, rgb, progress, cancel) -> tuple[_Source, np.ndarray]:
@@ -801,7 +801,7 @@ class DEMSegmenter:
         source = self._predict_source(image, axes, rgb)
         zoom = [self.zoom_z_, self.zoom_, self.zoom_][-len(source.spatial) :]  # Z, Y, X
         self._refine_edges(source, labels, cancel, zoom=zoom)
-        self._fill_holes(source, labels, cancel)
+        self._finish_objects(source, labels, cancel)
         return labels
 
     def _on_shrunk(self, method: Callable[..., Any], image, layout: Layout, rgb, progress, cancel):
@@ -871,7 +871,7 @@ class DEMSegmenter:
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
         self._refine_edges(source, labels, cancel)
-        self._fill_holes(source, labels, cancel)
+        self._finish_objects(source, labels, cancel)
         return labels
 
     def _check_fitted(self) -> None:
@@ -953,6 +953,13 @@ class DEMSegmenter:
                 refined = refine_edges(written[read], grey, contrast, zoom=zoom)[inner]
                 labels[unit.label_index(core)] = refined.astype(np.uint8)
 
+    def _finish_objects(self, source: _Source, labels, cancel) -> None:
+        """The last steps of the objects task, on whole units: small holes filled, then pieces on
+        the wrong side of their surround dropped (a filled nucleolus no longer darkens its
+        nucleus)."""
+        self._fill_holes(source, labels, cancel)
+        self._drop_wrong_side(source, labels, cancel)
+
     def _fill_holes(self, source: _Source, labels, cancel) -> None:
         """Objects: background pockets inside an object that are smaller than a typical object
         (a disc, in 3D mode an ellipsoid, of the estimated radii) become object, one unit (frame
@@ -981,19 +988,56 @@ class DEMSegmenter:
             if (filled != written).any():
                 labels[index] = filled.astype(np.uint8)
 
+    def _drop_wrong_side(self, source: _Source, labels, cancel) -> None:
+        """Objects: pieces of foreground that are not brighter than the background around them
+        (darker, for dark objects) are dropped (:func:`.refine.drop_wrong_side`), one unit at a
+        time; the intensity is read tile by tile (the pieces' and rings' sums add up)."""
+        if self.decision_.task != "objects" or self.scribbles_ is not None or not self.decision_.objects:
+            return
+        sides = self._object_sides()
+        if sides is None:
+            return
+        bright = bool(sides[0] > sides[1])
+        encoder = self._encoder()
+        whole = tuple(slice(0, n) for n in source.spatial)
+        regions = list(tile_regions(source.spatial, self.tile_size_, SIDE_HALO))
+        for unit in source.units:
+            check_cancel(cancel)
+            index = unit.label_index(whole)
+            written = np.asarray(labels[index]) > 0
+            pieces, ring, n = surround_rings(written)
+            if n == 0:
+                continue
+            sums = np.zeros((2, 2, n + 1))
+            for core, read, inner in regions:
+                check_cancel(cancel)
+                smooth = side_intensity(encoder.grey(unit, read))[inner]
+                sums += side_sums(pieces[core], ring[core], n, smooth)
+            wrong = wrong_side(sums, bright)
+            if wrong.any():
+                labels[index] = (written & ~wrong[pieces]).astype(np.uint8)
+
     def _object_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """(mixture weight of each cluster 1..K, which of them are objects)."""
         weights = self.params_.log_weights[0].exp().cpu().numpy()
         return weights, np.isin(np.arange(1, self.n_clusters_ + 1), self.decision_.objects)
 
-    def _object_contrast(self) -> float:
-        """Mean intensity of the object clusters minus that of the background ones (absolute),
-        each weighted by its mixture weight: the image-wide contrast :mod:`.edges` compares with."""
+    def _object_sides(self) -> tuple[float, float] | None:
+        """(mean intensity of the object clusters, of the background ones), each weighted by its
+        mixture weight; None when one side has no cluster."""
         weights, objects = self._object_weights()
-        if objects.all() or not objects.any():  # no background (or no objects) to compare with
-            return 0.0
-        side = [np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)]
-        return float(abs(side[0] - side[1]))
+        if objects.all() or not objects.any():
+            return None
+        inside, outside = (
+            np.average(self.cluster_intensity_[m], weights=weights[m]) for m in (objects, ~objects)
+        )
+        return float(inside), float(outside)
+
+    def _object_contrast(self) -> float:
+        """The image-wide object/background contrast :mod:`.edges` compares with (absolute; 0
+        with no background, or no objects, to compare with)."""
+        sides = self._object_sides()
+        return 0.0 if sides is None else abs(sides[0] - sides[1])
 
     def _features(self, latents: torch.Tensor | None, intensity: torch.Tensor) -> torch.Tensor:
         """``(N, F)`` mixture features of a tile: the latents, or the intensity (classes); for

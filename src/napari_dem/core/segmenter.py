@@ -301,6 +301,23 @@ def _between_modes(intensity: torch.Tensor, cuts: np.ndarray, k: int) -> torch.T
     return torch.bucketize(intensity, torch.as_tensor(cuts, dtype=intensity.dtype).to(intensity.device))
 
 
+def _on_objects_side(
+    mask: np.ndarray, encoder: _Encoder, unit: Unit, regions: list, bright: bool, cancel
+) -> np.ndarray:
+    """``mask`` (one unit) without the pieces that are not brighter than the background around
+    them (not darker, for dark objects; :func:`.refine.drop_wrong_side`); the intensity is read
+    over ``regions`` (tiles with :data:`.refine.SIDE_HALO`), whose pieces' and rings' sums add up."""
+    pieces, ring, n = surround_rings(mask)
+    if n == 0:
+        return mask
+    sums = np.zeros((2, 2, n + 1))
+    for core, read, inner in regions:
+        check_cancel(cancel)
+        smooth = side_intensity(encoder.grey(unit, read))[inner]
+        sums += side_sums(pieces[core], ring[core], n, smooth)
+    return mask & ~wrong_side(sums, bright)[pieces]
+
+
 def _start_from(
     z: torch.Tensor,
     prior: torch.Tensor | None,
@@ -954,68 +971,46 @@ class DEMSegmenter:
                 labels[unit.label_index(core)] = refined.astype(np.uint8)
 
     def _finish_objects(self, source: _Source, labels, cancel) -> None:
-        """The last steps of the objects task, on whole units: small holes filled, then pieces on
-        the wrong side of their surround dropped (a filled nucleolus no longer darkens its
-        nucleus)."""
-        self._fill_holes(source, labels, cancel)
-        self._drop_wrong_side(source, labels, cancel)
-
-    def _fill_holes(self, source: _Source, labels, cancel) -> None:
-        """Objects: background pockets inside an object that are smaller than a typical object
-        (a disc, in 3D mode an ellipsoid, of the estimated radii) become object, one unit (frame
-        or volume) at a time: a nucleus with a dark nucleolus, a coin with a dim face, is one
-        solid object, as its instance already is (:func:`.refine.kept_foreground`).
-
-        Only while the objects are the minority of the fit's pixels: where they are not (the
-        dark field named as the objects, crowded cells), the pockets may be the real objects
-        or the gaps between them, and are left as they are."""
-        radius = self.decision_.object_radius
-        if self.decision_.task != "objects" or self.scribbles_ is not None or not radius:
+        """The last steps of the objects task, one unit (frame or volume) at a time, each unit's
+        labels read and written once: small holes filled (:meth:`_hole_size`), then the pieces
+        on the wrong side of their surround dropped (:meth:`_on_objects_side`; after the
+        filling, so a filled nucleolus no longer darkens its nucleus)."""
+        if self.decision_.task != "objects" or self.scribbles_ is not None:
             return
-        weights, objects = self._object_weights()
-        if weights[objects].sum() >= 0.5:
+        hole_size = self._hole_size()
+        sides = self._object_sides() if self.decision_.objects else None
+        if hole_size is None and sides is None:
             return
-        if self.mode_ == "2d":
-            size = math.pi * radius**2
-        else:
-            size = 4 / 3 * math.pi * radius**2 * (self.decision_.object_radius_z or radius)
         whole = tuple(slice(0, n) for n in source.spatial)
-        for unit in source.units:
-            check_cancel(cancel)
-            index = unit.label_index(whole)
-            written = np.asarray(labels[index]) > 0
-            filled = fill_small_holes(written, size)
-            if (filled != written).any():
-                labels[index] = filled.astype(np.uint8)
-
-    def _drop_wrong_side(self, source: _Source, labels, cancel) -> None:
-        """Objects: pieces of foreground that are not brighter than the background around them
-        (darker, for dark objects) are dropped (:func:`.refine.drop_wrong_side`), one unit at a
-        time; the intensity is read tile by tile (the pieces' and rings' sums add up)."""
-        if self.decision_.task != "objects" or self.scribbles_ is not None or not self.decision_.objects:
-            return
-        sides = self._object_sides()
-        if sides is None:
-            return
-        bright = bool(sides[0] > sides[1])
         encoder = self._encoder()
-        whole = tuple(slice(0, n) for n in source.spatial)
         regions = list(tile_regions(source.spatial, self.tile_size_, SIDE_HALO))
         for unit in source.units:
             check_cancel(cancel)
             index = unit.label_index(whole)
             written = np.asarray(labels[index]) > 0
-            pieces, ring, n = surround_rings(written)
-            if n == 0:
-                continue
-            sums = np.zeros((2, 2, n + 1))
-            for core, read, inner in regions:
-                check_cancel(cancel)
-                smooth = side_intensity(encoder.grey(unit, read))[inner]
-                sums += side_sums(pieces[core], ring[core], n, smooth)
-            wrong = wrong_side(sums, bright)
-            if wrong.any():
-                labels[index] = (written & ~wrong[pieces]).astype(np.uint8)
+            kept = written if hole_size is None else fill_small_holes(written, hole_size)
+            if sides is not None:
+                kept = _on_objects_side(kept, encoder, unit, regions, sides[0] > sides[1], cancel)
+            if (kept != written).any():
+                labels[index] = kept.astype(np.uint8)
+
+    def _hole_size(self) -> float | None:
+        """Pixels (voxels) of the largest background pocket inside an object that becomes object:
+        a typical object (a disc, in 3D mode an ellipsoid, of the estimated radii), so that a
+        nucleus with a dark nucleolus, a coin with a dim face, is one solid object, as its
+        instance already is (:func:`.refine.kept_foreground`). None (no filling) without an
+        object size, or where the objects are not the minority of the fit's pixels (the dark
+        field named as the objects, crowded cells): there the pockets may be the real objects
+        or the gaps between them."""
+        radius = self.decision_.object_radius
+        if not radius:
+            return None
+        weights, objects = self._object_weights()
+        if weights[objects].sum() >= 0.5:
+            return None
+        if self.mode_ == "2d":
+            return math.pi * radius**2
+        return 4 / 3 * math.pi * radius**2 * (self.decision_.object_radius_z or radius)
 
     def _object_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """(mixture weight of each cluster 1..K, which of them are objects)."""

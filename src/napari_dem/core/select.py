@@ -349,21 +349,18 @@ def standout_reading(
 ) -> TaskChoice | None:
     """The first reading "these clusters at one end of the intensity order are the objects"
     of ``labels`` whose objects stand at least ``min_contrast`` noise levels out of ``plane``
-    (:func:`contrast_to_noise`) and pass the rules for a few objects (compact islands, a
-    background, no sea); None when none does. The contrast is measured first: it costs
+    (:func:`contrast_to_noise`) and pass the objects rules with the solidity asked of a few
+    objects (:data:`FEW_OBJECTS_SOLIDITY`); None when none does. The contrast is measured first: it costs
     milliseconds, the islands of a reading of noise up to a second."""
     views = planes(labels)
     for polarity, objects in _candidates(n_clusters):
         if contrast_to_noise(plane, np.isin(labels, objects), spacing) < min_contrast:
             continue
         # judged as with two clusters: the other components are the noise's speckle, not
-        # regions, so the rule that objects be smaller than every background region is moot
-        choice, _ = _candidate(labels, views, polarity, objects, 2)
-        if (
-            not choice.sea
-            and choice.background_fraction >= MIN_BACKGROUND
-            and choice.solidity >= FEW_OBJECTS_SOLIDITY
-        ):
+        # regions, so the rule that objects be smaller than every background region is moot;
+        # and as few objects, however many islands: compact ones
+        choice, fits = _candidate(labels, views, polarity, objects, 2)
+        if fits and choice.solidity >= FEW_OBJECTS_SOLIDITY:
             return choice
     return None
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_dem.core.edges import HALO, refine_edges
+from napari_dem.core.edges import HALO, refine_edges, settle_edges
 
 
 def _discs(shape=(160, 160), radius=4.0, polarity="bright", ramp=0.0, seed=0):
@@ -115,3 +115,36 @@ def test_a_coarse_volume_outline_is_redrawn_at_full_resolution() -> None:
     # at the volume's own scale (no zoom) a 1-voxel too wide outline comes back as in 2D
     wide = ndi.binary_dilation(truth)
     assert _iou(refine_edges(wide, image, contrast=0.6), truth) > _iou(wide, truth) + 0.1
+
+
+def _big_discs(blur: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Nine discs of radius 22 px (a large-object image before its rescaled fit), blurred."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:200, :200]
+    truth = np.zeros((200, 200), bool)
+    for cy in range(40, 200, 60):
+        for cx in range(40, 200, 60):
+            truth |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 22**2
+    return truth, ndi.gaussian_filter(0.1 + 0.6 * truth, blur) + rng.normal(0, 0.05, truth.shape)
+
+
+@pytest.mark.parametrize("side", ["inside", "outside"])
+def test_a_rescaled_outline_further_off_than_one_band_settles_at_the_true_edge(side: str) -> None:
+    """An outline 6 px off (a fit at half scale: the band is 4 px) gets only part of the way
+    in one pass; repeated passes reach the edge, from inside and from outside."""
+    truth, image = _big_discs(blur=1.0)
+    move = ndi.binary_erosion if side == "inside" else ndi.binary_dilation
+    start = move(truth, iterations=6)
+    one = refine_edges(start, image, 0.6, zoom=(0.5, 0.5))
+    settled = settle_edges(start, image, 0.6, (0.5, 0.5))
+    assert _iou(start, truth) < _iou(one, truth) < 0.9
+    assert _iou(settled, truth) > 0.98
+
+
+def test_settling_does_not_creep_over_a_blurred_edge() -> None:
+    """Started on the true outline of discs blurred by 3 px, the passes stay there: the
+    half-way crossing is a fixed point, not a slope the outline slides down."""
+    truth, image = _big_discs(blur=3.0)
+    settled = settle_edges(truth, image, 0.6, (0.5, 0.5), passes=8)
+    assert _iou(settled, truth) > 0.95
+    assert abs(int(settled.sum()) - int(truth.sum())) < 0.03 * truth.sum()

@@ -43,6 +43,8 @@ DENOISE = 0.5
 MIN_CONTRAST = 0.4
 #: Pixels of context one output pixel depends on (the Gaussians' reach, the majority vote).
 HALO = math.ceil(4.0 * SIGMA) + math.ceil(BAND) + 2
+#: Most passes of the rule on the full-resolution outline of a rescaled fit (:func:`settle_edges`).
+RESCALED_PASSES = 3
 
 
 def refine_edges(
@@ -81,6 +83,34 @@ def refine_edges(
     out = np.where(band, decided, fg).astype(np.uint8)
     # 3x3 (3x3x3) majority (the median of a binary image), as an exact integer count
     return ndi.correlate(out, np.ones((3,) * fg.ndim, np.uint8)) >= 3**fg.ndim // 2 + 1
+
+
+def settle_edges(
+    foreground: np.ndarray,
+    grey: np.ndarray,
+    contrast: float,
+    zoom: Sequence[float],
+    passes: int | None = None,
+) -> np.ndarray:
+    """:func:`refine_edges` of a rescaled fit's full-resolution outline, repeated until no pixel
+    changes (at most ``passes`` times, by default :data:`RESCALED_PASSES`).
+
+    Why: that outline comes back from a grid ``1 / zoom`` px coarse, and where the fit's
+    clusters missed part of an object (a dim nucleus whose upper half fell into the
+    background cluster beside a bright one), the half-way crossing lies further away than one
+    band. Each pass moves the outline up to one band towards it; at the crossing it stops.
+    Measured (docs/benchmarks.md): the panel's large objects F1 0.957 -> 1.000, large
+    anisotropic 3D nuclei 0.914 -> 1.000. Not at the model's own scale: there the first pass
+    already sits at the crossing, and further passes crept outwards over blurred edges
+    (BBBC007 fg IoU 0.833 -> 0.805 after two passes, DSB2018 F1 0.900 -> 0.882).
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    for _ in range(RESCALED_PASSES if passes is None else passes):
+        refined = refine_edges(fg, grey, contrast, zoom=zoom)
+        if np.array_equal(refined, fg):
+            break
+        fg = refined
+    return fg
 
 
 def _near_outline(fg: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

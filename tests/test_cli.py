@@ -170,6 +170,16 @@ def test_console_script_runs_and_reports_progress_on_stderr(tmp_path: Path, imag
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and "assigning" in proc.stderr and out.exists()
+    # the command exits at once after main() (no interpreter teardown): the output is whole
+    again = tmp_path / "again.npy"
+    assert main(["segment", str(image_file), "-o", str(again), "-q"]) == 0
+    assert np.array_equal(np.load(out), np.load(again))
+    # and its exit code is main()'s
+    missing = subprocess.run(
+        [str(exe), "segment", str(tmp_path / "none.tif"), "-o", str(tmp_path / "n.tif")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.startswith("napari-dem: error:")
 
 
 def test_sample_input(tmp_path: Path) -> None:

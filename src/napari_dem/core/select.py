@@ -289,8 +289,8 @@ def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tu
 
     from .refine import split_instances
 
-    pieces_before_split = np.bincount(ndi.label(foreground)[0].ravel())[1:]
-    sea = bool(len(pieces_before_split) and pieces_before_split.max() > max_fraction * foreground.size)
+    pieces_before_split = _piece_sizes(foreground)
+    sea = _has_sea(pieces_before_split, foreground.size, max_fraction)
     share = min(1.0, MAX_ISLANDS / max(1, len(pieces_before_split)))  # of the plane measured
     if share < 1.0:
         foreground = _central(foreground, np.sqrt(share))
@@ -301,6 +301,26 @@ def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tu
     areas = np.array([p.area for p in props], dtype=np.float64)
     solid = np.array([p.solidity if p.area >= 3 else 0.0 for p in props])
     return round(len(props) / share), float((solid * areas).sum() / areas.sum()), sea
+
+
+def _piece_sizes(foreground: np.ndarray) -> np.ndarray:
+    """Pixel counts of the connected pieces of ``foreground``, before any split."""
+    return np.bincount(ndi.label(foreground)[0].ravel())[1:]
+
+
+def _has_sea(piece_sizes: np.ndarray, size: int, max_fraction: float = MAX_ISLAND) -> bool:
+    return bool(len(piece_sizes) and piece_sizes.max() > max_fraction * size)
+
+
+def _fails_cheaply(labels: np.ndarray, views: list[np.ndarray], objects: tuple[int, ...]) -> bool:
+    """Whether the reading "``objects`` are the objects" breaks a rule that needs no islands:
+    too little background, or a sea in a plane. Such a reading never fits, so
+    :func:`choose_task` measures its islands (the costly part: a watershed and a convex hull
+    per island, half a second on a 2048x2048 image) only when it must report the best
+    reading that did not fit."""
+    if 1.0 - float(np.isin(labels, objects).mean()) < MIN_BACKGROUND:
+        return True
+    return any(_has_sea(_piece_sizes(np.isin(p, objects)), p.size) for p in views)
 
 
 def _candidates(n_clusters: int) -> Iterator[tuple[str, tuple[int, ...]]]:
@@ -356,6 +376,8 @@ def standout_reading(
     for polarity, objects in _candidates(n_clusters):
         if contrast_to_noise(plane, np.isin(labels, objects), spacing) < min_contrast:
             continue
+        if _fails_cheaply(labels, views, objects):
+            continue
         # judged as with two clusters: the other components are the noise's speckle, not
         # regions, so the rule that objects be smaller than every background region is moot;
         # and as few objects, however many islands: compact ones
@@ -381,17 +403,23 @@ def choose_task(
     """
     views = planes(labels)
     best: TaskChoice | None = None
-    evidence = TaskChoice("classes", (), "", -1.0, 0, 0.0)
-    for pol, objects in _candidates(n_clusters):
-        if polarity and pol != polarity:
-            continue
+    readings = [(pol, objects) for pol, objects in _candidates(n_clusters) if not polarity or pol == polarity]
+    measured: dict[int, TaskChoice] = {}
+    for i, (pol, objects) in enumerate(readings):
+        if _fails_cheaply(labels, views, objects):
+            continue  # cannot fit; measured below only if no reading fits
         choice, fits = _candidate(labels, views, pol, objects, n_clusters)
-        if choice.solidity > evidence.solidity:
-            evidence = choice
+        measured[i] = choice
         if fits and (best is None or choice.solidity > best.solidity):
             best = choice
     if best is not None:
         return best
+    # no reading fits: the evidence is the most compact of them all (the first on a tie)
+    evidence = TaskChoice("classes", (), "", -1.0, 0, 0.0)
+    for i, (pol, objects) in enumerate(readings):
+        choice = measured[i] if i in measured else _candidate(labels, views, pol, objects, n_clusters)[0]
+        if choice.solidity > evidence.solidity:
+            evidence = choice
     if force_objects:
         return evidence
     return TaskChoice(

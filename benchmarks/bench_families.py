@@ -7,7 +7,7 @@ bring: sparse or few objects, one or two cells in view, objects far larger than 
 model's context, nuclei at two brightness levels, rod-shaped bacteria, sub-resolution
 spots, dark cells in phase-contrast-like halos, 16-bit data with a camera offset or a
 narrow range, hot pixels, a DAPI stain shown as RGB, volumes dimmer with depth, two large
-cells in a volume. Each case
+cells in a volume, an H&E stain with nuclei of two sizes. Each case
 has ground truth; every case is an objects case, scored like the panel (fg IoU, F1@0.5),
 beside Otsu on the image smoothed at sigma 1 px with the polarity given (an oracle: DEM
 gets none) and the same instance step as DEM (``_common.watershed``). Seeds 9900-9999
@@ -79,6 +79,34 @@ def _scatter(
     return mask
 
 
+def _he_mixed(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An H&E stain (YXC uint8) by Beer-Lambert optical densities: clusters of epithelial
+    nuclei (ellipses 12-24 px across, pale to dark haematoxylin, chromatin grain) among
+    lymphocytes (6-9 px, dark), on eosin of patchy density; the nuclei as instances."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, dtype=np.int32)
+    haematoxylin = np.zeros(shape)
+    centres = [c + rng.normal(0, 28, (12, 2)) for c in rng.uniform(40, np.array(shape) - 40, (8, 2))]
+    lymphocytes = rng.uniform(10, np.array(shape) - 10, (40, 2))
+    for c, small in [(c, False) for c in np.concatenate(centres)] + [(c, True) for c in lymphocytes]:
+        radii = rng.uniform(3, 4.5, 2) if small else rng.uniform(6, 12, 2)
+        rr, cc = ellipse(c[0], c[1], *radii, shape=shape, rotation=rng.uniform(0, np.pi))
+        free = truth[rr, cc] == 0
+        if free.size == 0 or free.mean() < 0.7:
+            continue
+        truth[rr[free], cc[free]] = truth.max() + 1
+        haematoxylin[rr[free], cc[free]] = rng.uniform(0.9, 1.2) if small else rng.uniform(0.45, 1.0)
+    grain = 1 + 0.3 * ndi.gaussian_filter(rng.normal(size=shape), 1.0) / 0.28
+    h = ndi.gaussian_filter(haematoxylin * grain, 0.7)
+    eosin = 0.6 + 0.4 * (ndi.gaussian_filter(rng.normal(size=shape), 8) > 0.1)
+    eosin *= 1 + 0.25 * ndi.gaussian_filter(rng.normal(size=shape), 1.5) / 0.1
+    tissue = ndi.gaussian_filter(rng.normal(size=shape), 20) > -0.5
+    e = np.where(tissue, eosin, 0.05) * (1 - 0.5 * np.clip(h, 0, 1))
+    density = h[..., None] * np.array([1.04, 1.12, 0.46]) + e[..., None] * np.array([0.04, 0.59, 0.07])
+    rgb = np.array([0.95, 0.93, 0.95]) * np.exp(-density) + rng.normal(0, 0.02, (*shape, 3))
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8), truth
+
+
 def _case(name: str, family: str, image, truth, axes: str = "YX", dark: bool = False) -> Case:
     return name, family, image, truth, axes, dark
 
@@ -140,6 +168,8 @@ def cases() -> Iterator[Case]:
         vol, truth = objects_image((40, 160, 160), radius=(12, 16), coverage=0.25, seed=9920 + s)
         dimmer = (vol * (1 - 0.5 * np.linspace(0, 1, vol.shape[0])[:, None, None])).astype(np.float32)
         yield _case(f"deep-{s}", "3D nuclei, half as bright at the bottom", dimmer, truth, "ZYX")
+        he, truth = _he_mixed((512, 512), seed)
+        yield _case(f"he-mixed-{s}", "H&E: nucleus clusters and lymphocytes", he, truth, "YXC", dark=True)
 
 
 def otsu_fg(image: np.ndarray, axes: str, dark: bool) -> np.ndarray:

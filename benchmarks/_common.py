@@ -39,9 +39,11 @@ def fmt_params() -> str:
     return ", ".join(f"{k}={v}" for k, v in WATERSHED.items())
 
 
-def watershed(fg: np.ndarray) -> np.ndarray:
-    """DEM's instance step (``split_instances`` with ``segment_image``'s defaults) on a foreground."""
-    return split_instances(fg, **WATERSHED)
+def watershed(fg: np.ndarray, grey: np.ndarray | None = None) -> np.ndarray:
+    """DEM's instance step (``split_instances`` with ``segment_image``'s defaults) on a foreground;
+    with the image's intensity ``grey``, as DEM's default run has it: pieces under the size
+    floor that stand out of their surround are kept."""
+    return split_instances(fg, grey=grey, **WATERSHED)
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:

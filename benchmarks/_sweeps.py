@@ -110,7 +110,7 @@ def best_objects(image: np.ndarray, truth: np.ndarray, axes: str) -> dict[str, t
                     consider(
                         name,
                         f"{tag}, K={k}, sigma {sigma}, top {k - j}",
-                        watershed(lab >= j),
+                        watershed(lab >= j, grey),
                     )
     return best
 

@@ -187,7 +187,8 @@ def main() -> None:
         d = out.semantic.decision
         decided = f"{d.task}, K={d.n_clusters}" + (f", {d.objects}" if d.objects else "")
         dem_iou, dem_f1 = scores(out.labels, truth)
-        otsu_iou, otsu_f1 = scores(watershed(otsu_fg(image, axes, dark)), truth)
+        grey = to_grey(image) if "C" in axes else image.astype(np.float64)
+        otsu_iou, otsu_f1 = scores(watershed(otsu_fg(image, axes, dark), grey), truth)
         rows.append(
             [
                 name,

@@ -20,6 +20,7 @@ from napari_dem.core.refine import (
     side_intensity,
     side_sums,
     split_instances,
+    standing_out,
     surround_rings,
 )
 from napari_dem.core.tiles import tile_regions
@@ -140,3 +141,50 @@ def test_side_sums_over_tiles_with_their_halo_equal_the_whole_image() -> None:
         tiled += side_sums(pieces[core], ring[core], n, side_intensity(grey[read])[inner])
     np.testing.assert_array_equal(tiled[:, 0], whole[:, 0])  # pixel counts
     np.testing.assert_allclose(tiled[:, 1], whole[:, 1], rtol=1e-9)  # sums, added in another order
+
+
+def _big_and_small(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(foreground, grey, the small bright discs, the faint specks): nine discs of radius 10,
+    five of radius 3 as bright as they are, and five specks of radius 2 at a fifth of the
+    contrast, all in the foreground a fit might give."""
+    rng = np.random.default_rng(seed)
+    big, small, specks = (np.zeros((160, 160), bool) for _ in range(3))
+    for cy in (25, 80, 135):
+        for cx in (25, 80, 135):
+            big[disk((cy, cx), 10)] = True
+    for c in ((52, 52), (52, 108), (108, 52), (108, 108), (80, 150)):
+        small[disk(c, 3)] = True
+    for c in ((8, 52), (8, 108), (152, 52), (152, 108), (52, 8)):
+        specks[disk(c, 2)] = True
+    grey = 0.1 + 0.6 * (big | small) + 0.12 * specks + rng.normal(0, 0.02, big.shape)
+    return big | small | specks, grey, small, specks
+
+
+def test_small_pieces_that_stand_out_are_objects_and_faint_specks_are_not() -> None:
+    """Under the size floor (a disc of half the typical radius: 63 px here, the small discs
+    have 25), a piece as bright as the objects is an object of its own, whole; a speck at a
+    fifth of the contrast is dropped; the large objects are split exactly as without the image."""
+    fg, grey, small, specks = _big_and_small()
+    floor = min_object_size(object_radius(fg), 2)
+    assert (small & fg).sum() // 5 < floor
+    assert np.array_equal(standing_out(fg, grey, floor), small)
+    without = split_instances(fg)
+    with_grey = split_instances(fg, grey=grey)
+    assert without.max() == 9 and with_grey.max() == 14
+    assert np.array_equal(with_grey * (without > 0), without)  # the same 9 objects, same ids
+    assert all(len(np.unique(with_grey[disk(c, 2)])) == 1 for c in ((52, 52), (80, 150)))
+    assert not with_grey[specks].any()
+    # dark objects on a bright field: the same pieces
+    assert np.array_equal(standing_out(fg, 1.0 - grey, floor), small)
+
+
+def test_the_default_run_counts_small_objects_that_stand_out() -> None:
+    """Through the API with no option: the nine large and five small discs are counted, the
+    faint specks are not; without the image the instance step drops the small ones."""
+    from napari_dem.api import segment_image
+
+    _, grey, small, specks = _big_and_small()
+    out = segment_image(grey.astype(np.float32), "YX", instances=True, device="cpu")
+    assert out.labels.max() == 14
+    assert len(set(np.unique(out.labels[small])) - {0}) == 5 and not out.labels[specks].any()
+    assert split_instances(out.semantic.labels > 0).max() == 9

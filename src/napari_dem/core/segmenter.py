@@ -831,6 +831,19 @@ class DEMSegmenter:
         finally:
             self.zoom_, self.zoom_z_ = zoom
 
+    def grey(self, image, axes: str | None = None, rgb: bool | None = None) -> np.ndarray:
+        """The image's intensity as the objects steps read it (float32, the labels' shape and
+        axes): each channel normalised by the fitted range, then averaged. What the instance
+        step compares small pieces with their surround on (:func:`.refine.split_instances`);
+        it holds the whole image, so callers pass it for images held in memory."""
+        source = self._predict_source(image, axes, rgb)
+        out = np.empty(source.layout.label_shape, dtype=np.float32)
+        encoder = self._encoder()
+        whole = tuple(slice(0, n) for n in source.spatial)
+        for unit in source.units:
+            out[unit.label_index(whole)] = encoder.grey(unit, whole)
+        return out
+
     def predict_proba(
         self,
         image,

@@ -309,6 +309,8 @@ def _piece_sizes(foreground: np.ndarray) -> np.ndarray:
 
 
 def _has_sea(piece_sizes: np.ndarray, size: int, max_fraction: float = MAX_ISLAND) -> bool:
+    """Whether one piece covers more than ``max_fraction`` of a plane of ``size`` pixels: no
+    object does, a background named as the objects does."""
     return bool(len(piece_sizes) and piece_sizes.max() > max_fraction * size)
 
 

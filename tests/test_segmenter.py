@@ -158,3 +158,22 @@ def test_a_classes_task_never_runs_the_network() -> None:
     strokes[5, 5], strokes[60, 60], strokes[120, 120] = auto_labels[5, 5], auto_labels[60, 60], 3
     DEMSegmenter(task="classes", model=model, device="cpu").fit(img, "YX", scribbles=strokes)
     assert calls
+
+
+def test_the_grey_view_reads_the_normalised_channel_mean_block_by_block() -> None:
+    """What the instance step reads for small objects: per channel (x - lo) / (hi - lo), then
+    the mean over channels, in the labels' axes; a frame index reads that frame only."""
+    rng = np.random.default_rng(0)
+    stack = rng.uniform(0, 200, (3, 2, 40, 48)).astype(np.float32)  # T C Y X
+    seg = DEMSegmenter(device="cpu", n_clusters=2, task="objects").fit(stack, "TCYX")
+    view = seg.grey(stack, "TCYX")
+    lo, hi = seg.lo_.reshape(1, -1, 1, 1), seg.hi_.reshape(1, -1, 1, 1)
+    expected = ((stack - lo) / (hi - lo)).mean(1)
+    assert view.shape == (3, 40, 48)
+    np.testing.assert_allclose(view[1], expected[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(view[(2, slice(5, 9), slice(None))], expected[2, 5:9], rtol=1e-5, atol=1e-6)
+    grey = rng.uniform(0, 1, (40, 48)).astype(np.float32)
+    one = DEMSegmenter(device="cpu", n_clusters=2, task="objects").fit(grey, "YX")
+    np.testing.assert_allclose(
+        one.grey(grey, "YX")[()], (grey - one.lo_[0]) / (one.hi_[0] - one.lo_[0]), rtol=1e-5, atol=1e-6
+    )

@@ -104,18 +104,18 @@ def segment_image(
         smooth=smooth,
         min_size=min_size,
         spacing=scale,
-        grey=_objects_grey(image, axes, rgb, semantic),
+        grey=objects_grey(image, axes, rgb, semantic),
     )
     if inst.max() < 2**16:
         inst = inst.astype(np.uint16)
     return SegmentOutput(inst, semantic.axes, semantic, True)
 
 
-def _objects_grey(image, axes: str | None, rgb: bool | None, semantic: SegmentationResult):
+def objects_grey(image, axes: str | None, rgb: bool | None, semantic: SegmentationResult):
     """The intensity the instance step keeps small objects that stand out by
-    (:func:`.core.refine.split_instances`): for the objects task on an image held in memory;
-    None otherwise (a lazy stack is not read whole, and the size floor alone applies)."""
-    if not isinstance(image, np.ndarray) or semantic.decision.task != "objects":
+    (:func:`.core.refine.split_instances`), read frame by frame: for the objects task; None
+    for classes (the size floor alone applies)."""
+    if semantic.decision.task != "objects":
         return None
     return semantic.segmenter.grey(image, parse_axes(axes, image.shape, rgb).axes, rgb)
 

@@ -261,7 +261,7 @@ def segment_to_zarr(
     from the written semantic labels. ``segmenter``: a fitted one to predict with.
     """
 
-    from .api import semantic_labels
+    from .api import objects_grey, semantic_labels
     from .core.layout import parse_axes
     from .core.refine import instances_per_frame
     from .core.segment import validate_image
@@ -290,7 +290,10 @@ def segment_to_zarr(
             if settings.instances:
                 bg = result.instance_background
                 inst = create_zarr(tmp, shape, np.uint32, axes=label_axes, scale=scale, ome=ome)
-                instances_per_frame(sem, result.axes, bg, out=inst, progress=progress, cancel=cancel)
+                grey = objects_grey(image, layout.axes, None, result)
+                instances_per_frame(
+                    sem, result.axes, bg, out=inst, grey=grey, progress=progress, cancel=cancel
+                )
             set_zarr_record(tmp, output_record(settings, result, scale, source))
         finally:
             remove_path(sem_tmp)

@@ -140,6 +140,33 @@ class _Source:
         return len(self.units) * len(self.regions)
 
 
+class GreyView:
+    """An image's normalised channel-mean intensity (float32), indexed like its labels (the
+    image's axes without C); each index reads only its block of the image."""
+
+    def __init__(self, image, layout: Layout, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.image, self.layout = image, layout
+        self.lo, self.scale = np.asarray(lo, np.float32), 1.0 / (np.asarray(hi, np.float32) - lo)
+        self.shape = layout.label_shape
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = list(index) if isinstance(index, tuple) else [index]
+        index += [slice(None)] * (len(self.shape) - len(index))
+        read, kept = [], []  # the image's index, and the axes the block keeps
+        labels = iter(index)
+        for a in self.layout.axes:
+            i = slice(None) if a == "C" else next(labels)
+            read.append(i)
+            if not isinstance(i, int | np.integer):
+                kept.append(a)
+        block = np.asarray(self.image[tuple(read)], dtype=np.float32)
+        if "C" not in kept:
+            return (block - self.lo[0]) * self.scale[0]
+        block = np.moveaxis(block, kept.index("C"), 0)
+        shape = (-1,) + (1,) * (block.ndim - 1)
+        return ((block - self.lo.reshape(shape)) * self.scale.reshape(shape)).mean(0)
+
+
 class _Encoder:
     """Normalise a block with the fitted range, encode it, keep the latents of the tile's core."""
 
@@ -831,18 +858,13 @@ class DEMSegmenter:
         finally:
             self.zoom_, self.zoom_z_ = zoom
 
-    def grey(self, image, axes: str | None = None, rgb: bool | None = None) -> np.ndarray:
-        """The image's intensity as the objects steps read it (float32, the labels' shape and
-        axes): each channel normalised by the fitted range, then averaged. What the instance
-        step compares small pieces with their surround on (:func:`.refine.split_instances`);
-        it holds the whole image, so callers pass it for images held in memory."""
-        source = self._predict_source(image, axes, rgb)
-        out = np.empty(source.layout.label_shape, dtype=np.float32)
-        encoder = self._encoder()
-        whole = tuple(slice(0, n) for n in source.spatial)
-        for unit in source.units:
-            out[unit.label_index(whole)] = encoder.grey(unit, whole)
-        return out
+    def grey(self, image, axes: str | None = None, rgb: bool | None = None) -> GreyView:
+        """The image's intensity as the objects steps read it, in the labels' shape and axes:
+        each channel normalised by the fitted range, then averaged. What the instance step
+        compares small pieces with their surround on (:func:`.refine.split_instances`). A view:
+        indexing it reads only that block of the image, so a lazy stack is read frame by frame."""
+        self._check_fitted()
+        return GreyView(image, _layout(image, axes, rgb), self.lo_, self.hi_)
 
     def predict_proba(
         self,

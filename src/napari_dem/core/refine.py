@@ -130,11 +130,16 @@ def side_intensity(grey: np.ndarray) -> np.ndarray:
     return ndi.gaussian_filter(np.asarray(grey, dtype=np.float32), SIDE_SIGMA)
 
 
+def side_margin(sums: np.ndarray) -> np.ndarray:
+    """Per label 0..n: the piece's mean minus its ring's mean, from :func:`side_sums`."""
+    (count_in, sum_in), (count_ring, sum_ring) = sums
+    return sum_in / np.maximum(count_in, 1) - sum_ring / np.maximum(count_ring, 1)
+
+
 def wrong_side(sums: np.ndarray, bright: bool) -> np.ndarray:
     """Per label 0..n (0 never): whether the piece's mean is not above its ring's mean (not
     below, for dark objects); a piece with no ring (the whole field) is never wrong."""
-    (count_in, sum_in), (count_ring, sum_ring) = sums
-    margin = sum_in / np.maximum(count_in, 1) - sum_ring / np.maximum(count_ring, 1)
+    margin, count_ring = side_margin(sums), sums[1, 0]
     wrong = (count_ring > 0) & ((margin if bright else -margin) <= 0)
     wrong[0] = False
     return wrong
@@ -164,9 +169,10 @@ def standing_out(foreground: np.ndarray, grey: np.ndarray, floor: int) -> np.nda
     if n == 0 or fg.all():
         return np.zeros(fg.shape, dtype=bool)
     smooth = side_intensity(grey)
-    (count_in, sum_in), (count_ring, sum_ring) = side_sums(pieces, ring, n, smooth)
+    sums = side_sums(pieces, ring, n, smooth)
+    (count_in, _), (count_ring, _) = sums
     contrast = float(smooth[fg].mean() - smooth[~fg].mean())
-    margin = sum_in / np.maximum(count_in, 1) - sum_ring / np.maximum(count_ring, 1)
+    margin = side_margin(sums)
     keep = (
         (count_in < floor)
         & (count_in >= MIN_OBJECT_PIXELS)
@@ -265,11 +271,21 @@ def kept_foreground(
     (``None``: :func:`min_object_size` of the estimated radius): what :func:`split_instances`
     splits, and what the benchmarks' plain connected components label."""
     fg = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
-    if not fg.any():
-        return fg
-    if min_size is None:
-        min_size = min_object_size(object_radius(fg, spacing), fg.ndim, spacing)
-    return morphology.remove_small_objects(fg, max_size=max(min_size - 1, 0)) if min_size > 1 else fg
+    return _without_small(fg, _floor(fg, min_size, spacing))
+
+
+def _floor(filled: np.ndarray, min_size: int | None, spacing: Sequence[float] | None) -> int:
+    """``min_size``, or for ``None`` :func:`min_object_size` of the filled mask's radius."""
+    if min_size is not None or not filled.any():
+        return min_size or 0
+    return min_object_size(object_radius(filled, spacing), filled.ndim, spacing)
+
+
+def _without_small(filled: np.ndarray, floor: int) -> np.ndarray:
+    """``filled`` without its pieces under ``floor`` pixels."""
+    if floor <= 1 or not filled.any():
+        return filled
+    return morphology.remove_small_objects(filled, max_size=floor - 1)
 
 
 def split_instances(
@@ -295,13 +311,10 @@ def split_instances(
     two); the others are split exactly as without ``grey``. Returns int32 instance labels,
     0 = background.
     """
-    small = None
-    if grey is not None:
-        filled = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
-        if min_size is None and filled.any():
-            min_size = min_object_size(object_radius(filled, spacing), filled.ndim, spacing)
-        small = standing_out(filled, grey, min_size or 0)
-    inst = _split(kept_foreground(foreground, min_size, spacing), min_distance, smooth, spacing)
+    filled = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
+    floor = _floor(filled, min_size, spacing)
+    small = None if grey is None else standing_out(filled, grey, floor)
+    inst = _split(_without_small(filled, floor), min_distance, smooth, spacing)
     if small is not None and small.any():
         pieces, _ = ndi.label(small)
         inst = np.where(small, pieces + int(inst.max()) * (pieces > 0), inst).astype(np.int32)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
+from napari_dem.core.errors import InputError
 from napari_dem.core.refine import (
     SIDE_HALO,
     background_id,
@@ -176,6 +177,8 @@ def test_small_pieces_that_stand_out_are_objects_and_faint_specks_are_not() -> N
     assert not with_grey[specks].any()
     # dark objects on a bright field: the same pieces
     assert np.array_equal(standing_out(fg, 1.0 - grey, floor), small)
+    with pytest.raises(InputError, match="grey has shape"):
+        split_instances(fg, grey=grey[:-1])
 
 
 def test_the_default_run_counts_small_objects_that_stand_out() -> None:

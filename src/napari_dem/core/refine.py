@@ -311,6 +311,8 @@ def split_instances(
     two); the others are split exactly as without ``grey``. Returns int32 instance labels,
     0 = background.
     """
+    if grey is not None and np.shape(grey) != np.shape(foreground):
+        raise InputError(f"grey has shape {np.shape(grey)}, the foreground {np.shape(foreground)}")
     filled = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
     floor = _floor(filled, min_size, spacing)
     small = None if grey is None else standing_out(filled, grey, floor)

@@ -55,6 +55,7 @@ from .model import (
     save_torch_file,
 )
 from .networks import gaussian_kernel1d
+from .parallel import n_workers, thread_map
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .refine import SIDE_HALO, fill_small_holes, side_intensity, side_sums, surround_rings, wrong_side
 from .rescale import grow_labels, grow_proba, shrink, zoom_for
@@ -71,7 +72,7 @@ from .select import mode_cuts
 from .texture import SCALES as TEXTURE_SCALES
 from .texture import halo as texture_halo
 from .texture import roughness, texture_evidence, texture_features
-from .tiles import Unit, grid_points, grid_stride, tile_regions, units_of, with_halo
+from .tiles import Region, Unit, grid_points, grid_stride, tile_regions, units_of, with_halo
 
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
@@ -337,11 +338,16 @@ def _on_objects_side(
     pieces, ring, n = surround_rings(mask)
     if n == 0:
         return mask
-    sums = np.zeros((2, 2, n + 1))
-    for core, read, inner in regions:
+
+    def block_sums(region: tuple[Region, Region, Region]) -> np.ndarray:
+        core, read, inner = region
         check_cancel(cancel)
         smooth = side_intensity(encoder.grey(unit, read))[inner]
-        sums += side_sums(pieces[core], ring[core], n, smooth)
+        return side_sums(pieces[core], ring[core], n, smooth)
+
+    sums = np.zeros((2, 2, n + 1))
+    for block in thread_map(block_sums, regions):  # added in the tiles' order: bit-stable
+        sums += block
     return mask & ~wrong_side(sums, bright)[pieces]
 
 
@@ -997,18 +1003,29 @@ class DEMSegmenter:
             regions = list(tile_regions(source.spatial, self.tile_size_, EDGE_HALO))
         else:
             regions = [(whole, whole, whole)]
-        for unit in source.units:
-            written = np.asarray(labels[unit.label_index(whole)]) > 0
-            if not written.any() or written.all():
-                continue
-            for core, read, inner in regions:
-                check_cancel(cancel)
-                grey = encoder.grey(unit, read)
-                if zoom is None:
-                    refined = refine_edges(written[read], grey, contrast)[inner]
-                else:  # one region: the whole unit
-                    refined = settle_edges(written, grey, contrast, zoom)
-                labels[unit.label_index(core)] = refined.astype(np.uint8)
+
+        def refined(task: tuple[Unit, np.ndarray, tuple[Region, Region, Region]]):
+            unit, written, (core, read, inner) = task
+            check_cancel(cancel)
+            grey = encoder.grey(unit, read)
+            if zoom is None:
+                out = refine_edges(written[read], grey, contrast)[inner]
+            else:  # one region: the whole unit
+                out = settle_edges(written, grey, contrast, zoom)
+            return unit.label_index(core), out.astype(np.uint8)
+
+        # Tiles on the CPU's threads (:mod:`.parallel`), a few units at a time: each unit's
+        # labels are read before any of its tiles is written back, as in a serial loop. A
+        # volume of a rescaled 3D fit is settled whole: one at a time, for memory.
+        workers = 1 if zoom is not None and self.mode_ == "3d" else n_workers()
+        for first in range(0, len(source.units), workers):
+            tasks = []
+            for unit in source.units[first : first + workers]:
+                written = np.asarray(labels[unit.label_index(whole)]) > 0
+                if written.any() and not written.all():
+                    tasks += [(unit, written, region) for region in regions]
+            for index, out in thread_map(refined, tasks, workers):
+                labels[index] = out
 
     def _finish_objects(self, source: _Source, labels, cancel) -> None:
         """The last steps of the objects task, one unit (frame or volume) at a time, each unit's

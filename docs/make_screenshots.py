@@ -308,6 +308,40 @@ def fig_cli_overlay() -> None:
     print("wrote", OUT / "cli_overlay.png")
 
 
+def fig_bbbc007_splits() -> None:
+    """bbbc007_splits.png: the BBBC007 nuclei DEM cuts in two and the reference labels keep
+    whole: image, DEM at default settings (red), the labels (green); no viewer."""
+    import sys
+
+    import imageio.v3 as iio
+    from skimage.segmentation import find_boundaries
+
+    from napari_dem.api import segment_image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from _panel_cases import build_cases
+
+    crops = {"bbbc007-0": [(28, 398), (129, 355), (299, 26), (436, 396)], "bbbc007-1": [(44, 40)]}
+    rows = []
+    for case in build_cases(lambda name: name in crops):
+        pred = np.asarray(segment_image(case.image, case.axes, instances=True, device="cpu").labels)
+        img = np.asarray(case.image, dtype=float)
+        grey = np.clip(1.6 * (img - img.min()) / np.ptp(img), 0, 1)
+        for y, x in crops[case.name]:
+            y0, x0 = min(max(0, y - 32), img.shape[0] - 64), min(max(0, x - 32), img.shape[1] - 64)
+            box = (slice(y0, y0 + 64), slice(x0, x0 + 64))
+            base = np.repeat(grey[box][..., None], 3, axis=-1)
+            panels = [base]
+            for labels, colour in ((pred, (1, 0.2, 0.2)), (np.asarray(case.truth), (0.2, 1, 0.2))):
+                panel = base.copy()
+                panel[find_boundaries(labels[box], mode="inner")] = colour
+                panels += [np.ones((64, 4, 3)), panel]
+            rows += [np.concatenate(panels, axis=1), np.ones((4, 200, 3))]
+    figure = np.kron(np.concatenate(rows[:-1]), np.ones((3, 3, 1)))
+    iio.imwrite(OUT / "bbbc007_splits.png", (255 * figure).astype(np.uint8))
+    print("wrote", OUT / "bbbc007_splits.png")
+
+
 def fig_scribble_panels() -> None:
     """scribbles_before_after.png: make_scribble_figure.py's four panels (no viewer)."""
     from make_scribble_figure import main as scribble_figure
@@ -395,6 +429,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "cluster": fig_cluster,
     "cli_overlay": fig_cli_overlay,
     "scribble_panels": fig_scribble_panels,
+    "bbbc007_splits": fig_bbbc007_splits,
 }
 
 

@@ -16,6 +16,7 @@ from skimage import morphology, segmentation
 from .errors import InputError
 from .peaks import label_peaks
 from .progress import CancelToken, ProgressFn, check_cancel, report
+from .ridges import join_ridges
 
 
 def background_id(spec: str | int, n_clusters: int) -> int:
@@ -297,7 +298,9 @@ def split_instances(
     spacing: Sequence[float] | None = None,
     grey: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Separate touching objects: distance transform, smoothed maxima as seeds, watershed.
+    """Separate touching objects: distance transform, smoothed maxima as seeds, watershed; in
+    2D, the pieces of one elongated object (a rod, whose ridge holds several maxima) joined
+    again (:func:`.ridges.join_ridges`).
 
     ``min_distance`` (pixels) keeps two seeds of one elongated object from both
     surviving; ``smooth`` blurs the distance map so that a ragged edge does not add
@@ -352,7 +355,7 @@ def _split(
         n += 1
         markers[tuple(idx)] = n
     inst = segmentation.watershed(-dist, markers, mask=fg)
-    return segmentation.relabel_sequential(inst)[0].astype(np.int32)
+    return join_ridges(segmentation.relabel_sequential(inst)[0].astype(np.int32), dist)
 
 
 def instances_from_labels(

@@ -1,0 +1,78 @@
+"""Pieces of one rod joined again after the watershed (core/ridges.py); touching round objects
+stay apart."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.draw import disk, ellipse
+
+from napari_dem.core.metrics import instance_f1
+from napari_dem.core.refine import split_instances
+from napari_dem.core.ridges import join_ridges
+
+
+def _rods(seed: int = 0, n: int = 40, shape=(192, 192)) -> np.ndarray:
+    """Non-touching rods 5 px wide and 14-24 px long at random angles (instance ids 1..k)."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, np.int32)
+    k = 0
+    for _ in range(n):
+        c = rng.uniform(12, np.array(shape) - 12)
+        rr, cc = ellipse(c[0], c[1], 2.5, rng.uniform(7, 12), shape=shape, rotation=rng.uniform(0, np.pi))
+        grown = ndi.binary_dilation(truth > 0)
+        if not grown[rr, cc].any():
+            k += 1
+            truth[rr, cc] = k
+    return truth
+
+
+def _halves(mask: np.ndarray, cut_column: int) -> np.ndarray:
+    """``mask`` as two instances, cut at a column."""
+    inst = np.zeros(mask.shape, np.int32)
+    inst[mask] = 1
+    inst[:, cut_column:][mask[:, cut_column:]] = 2
+    return inst
+
+
+def test_a_rod_cut_in_two_is_one_object_again() -> None:
+    rod = np.zeros((40, 80), bool)
+    rod[17:23, 10:70] = True  # 6 px wide, 60 px long: a flat ridge
+    joined = join_ridges(_halves(rod, 40), ndi.distance_transform_edt(rod))
+    assert set(np.unique(joined)) == {0, 1}
+
+
+def test_touching_discs_and_a_small_object_leaning_on_a_big_one_stay_apart() -> None:
+    """A neck (the distance map dips between the peaks) or a short union: two objects."""
+    discs = np.zeros((64, 96), bool)
+    discs[disk((32, 30), 14)] = True
+    discs[disk((32, 56), 14)] = True
+    inst = _halves(discs, 43)
+    assert np.array_equal(join_ridges(inst, ndi.distance_transform_edt(discs)), inst)
+    leaning = np.zeros((64, 96), bool)
+    leaning[disk((32, 34), 16)] = True
+    leaning[disk((32, 55), 7)] = True
+    inst = _halves(leaning, 50)
+    assert np.array_equal(join_ridges(inst, ndi.distance_transform_edt(leaning)), inst)
+
+
+def test_rods_are_mostly_one_object_each_from_their_true_masks() -> None:
+    """From perfect masks of rods 5 px wide, the watershed's extra seeds on each rod's ridge
+    cut most rods in two or three; joined again, F1 is 0.76-0.92 on these four fields (0.64-0.75
+    without the joining: the pixel grid makes some ridges dip too much to be sure)."""
+    f1 = []
+    for seed in range(4):
+        truth = _rods(seed)
+        inst = split_instances(truth > 0)
+        assert truth.max() >= 20 and inst.max() >= truth.max()
+        f1.append(instance_f1(inst, truth))
+    assert np.mean(f1) >= 0.83
+
+
+def test_volumes_and_single_pieces_are_left_alone() -> None:
+    one = np.zeros((20, 20), np.int32)
+    one[5:15, 5:15] = 1
+    assert join_ridges(one, ndi.distance_transform_edt(one > 0)) is one
+    vol = np.zeros((8, 40, 80), np.int32)
+    vol[:, 17:23, 10:40], vol[:, 17:23, 40:70] = 1, 2
+    assert join_ridges(vol, ndi.distance_transform_edt(vol > 0)) is vol

@@ -75,3 +75,19 @@ def test_object_labels_are_the_same_on_one_thread_and_on_several(nuclei2d, tiny_
     serial, threaded = labels(1), labels(3)
     assert serial.any() and not serial.all()
     assert np.array_equal(serial, threaded)
+
+
+def test_tasks_too_large_for_the_working_memory_run_on_fewer_threads() -> None:
+    """A settled outline holds a dozen copies of a whole frame: a stack of large frames must not
+    hold one per core at once."""
+    from napari_dem.core.parallel import WORKING_BYTES, n_workers
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        assert n_workers() == 4
+        assert n_workers(WORKING_BYTES // 8) == 4
+        assert n_workers(WORKING_BYTES // 2) == 2
+        assert n_workers(3 * WORKING_BYTES) == 1
+    finally:
+        torch.set_num_threads(threads)

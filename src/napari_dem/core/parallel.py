@@ -21,9 +21,16 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def n_workers() -> int:
-    """Threads for tile work: torch's intra-op threads (``OMP_NUM_THREADS``, or the cores)."""
-    return max(1, torch.get_num_threads())
+#: Working memory the threads of one step may hold at once (bytes); a task larger than a share
+#: of it runs with fewer threads, down to one.
+WORKING_BYTES = 1024 * 2**20
+
+
+def n_workers(task_bytes: int = 0) -> int:
+    """Threads for tile work: torch's intra-op threads (``OMP_NUM_THREADS``, or the cores), as
+    many as fit in :data:`WORKING_BYTES` when one task holds about ``task_bytes``."""
+    threads = max(1, torch.get_num_threads())
+    return max(1, min(threads, WORKING_BYTES // task_bytes)) if task_bytes > 0 else threads
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:

@@ -123,6 +123,10 @@ def label_order(cluster_intensity: torch.Tensor, guided: bool) -> torch.Tensor:
 # ----------------------------------------------------------------------------- pieces
 
 
+#: Working memory of the object edges per pixel of a task (a dozen float32 and boolean copies).
+EDGE_BYTES_PER_PIXEL = 48
+
+
 @dataclass
 class _Source:
     """One image to read: its layout, its units and the tiles over a unit."""
@@ -1015,9 +1019,11 @@ class DEMSegmenter:
             return unit.label_index(core), out.astype(np.uint8)
 
         # Tiles on the CPU's threads (:mod:`.parallel`), a few units at a time: each unit's
-        # labels are read before any of its tiles is written back, as in a serial loop. A
-        # volume of a rescaled 3D fit is settled whole: one at a time, for memory.
-        workers = 1 if zoom is not None and self.mode_ == "3d" else n_workers()
+        # labels are read before any of its tiles is written back, as in a serial loop. After
+        # a rescaled fit each task is a whole unit, settled in about a dozen float32 copies of
+        # it: only as many at once as fit in the working memory.
+        largest_read = regions[0][1]
+        workers = n_workers(EDGE_BYTES_PER_PIXEL * math.prod(s.stop - s.start for s in largest_read))
         for first in range(0, len(source.units), workers):
             tasks = []
             for unit in source.units[first : first + workers]:

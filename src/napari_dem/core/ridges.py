@@ -49,6 +49,7 @@ def join_ridges(instances: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
     boxes = ndi.find_objects(instances)
     parent = np.arange(n + 1)
+    joined = False
     for a, b in pairs:
         box = tuple(
             slice(min(p.start, q.start), max(p.stop, q.stop))
@@ -64,9 +65,10 @@ def join_ridges(instances: np.ndarray, dist: np.ndarray) -> np.ndarray:
             continue
         ra, rb = _root(parent, a), _root(parent, b)
         parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([_root(parent, i) for i in range(n + 1)])
-    if (roots == np.arange(n + 1)).all():
+        joined = True
+    if not joined:  # no pair passed the shape tests: nothing to renumber
         return instances
+    roots = np.array([_root(parent, i) for i in range(n + 1)])
     kept = np.unique(roots)  # 0 and the surviving ids, in order
     renumber = np.zeros(n + 1, dtype=np.int32)
     renumber[kept] = np.arange(len(kept))

@@ -31,6 +31,23 @@ def test_blur_by_fft_equals_scipys_gaussian_with_edge_replication(
         np.testing.assert_allclose(got, want, atol=2e-6)
 
 
+@pytest.mark.parametrize("ndim, sigma, shape", [(2, 16.0, (1, 120, 97)), (3, 4.0, (2, 20, 33, 41))])
+def test_difference_of_gaussians_in_one_fft_equals_two_textbook_blurs(
+    ndim: int, sigma: float, shape: tuple
+) -> None:
+    """The local contrast with shot-noise smoothing (the shipped models' front end): the
+    narrow blur rides in the wide blur's FFT, and the result is still blur(1) - blur(sigma)."""
+    contrast = LocalContrast(ndim, sigma, denoise_sigma=1.0)
+    image = np.random.default_rng(1).random(shape).astype(np.float32)
+    got = contrast(torch.from_numpy(image)[None]).numpy()[0]
+    for plane, out in zip(image, got, strict=True):
+        p = plane.astype(np.float64)
+        want = ndi.gaussian_filter(p, 1.0, mode="nearest", truncate=3.0) - ndi.gaussian_filter(
+            p, sigma, mode="nearest", truncate=3.0
+        )
+        np.testing.assert_allclose(out, want, atol=2e-6)
+
+
 @pytest.mark.parametrize("ndim, shape", [(2, (2, 1, 70, 90)), (3, (1, 1, 12, 30, 26))])
 def test_fast_cpu_encoder_equals_its_layers_and_so_do_its_gradients(ndim: int, shape: tuple) -> None:
     torch.manual_seed(0)
@@ -49,3 +66,41 @@ def test_fast_cpu_encoder_equals_its_layers_and_so_do_its_gradients(ndim: int, s
     )
     for a, b in zip(fast_grads, ref_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "ndim, shape, keep",
+    [
+        (2, (1, 1, 140, 150), (slice(55, 85), slice(55, 95))),  # a tile inside the image
+        (2, (1, 1, 85, 150), (slice(0, 30), slice(55, 95))),  # a tile on the image's top edge
+        (3, (1, 1, 30, 40, 36), (slice(13, 17), slice(13, 27), slice(0, 10))),
+    ],
+)
+def test_encoding_only_a_tiles_core_equals_cropping_the_whole_tiles_latents(
+    ndim: int, shape: tuple, keep: tuple
+) -> None:
+    """``keep`` runs the convolutions on the core and their reach around it, not on the whole
+    tile: the core's latents must not change (the zero padding of a convolution never
+    reaches them), on the CPU's fast path and on the plain layers."""
+    torch.manual_seed(1)
+    encoder = Encoder(ndim, 1, width=8, latent_dim=3, context_sigma=4.0 if ndim == 2 else 2.0)
+    for p in encoder.parameters():
+        p.data.normal_(0, 0.3)
+    assert all(k.start == 0 or k.start >= encoder.halo for k in keep)  # a tile's core, as tiles are read
+    x = torch.rand(shape)
+    with torch.no_grad():
+        whole = encoder(x)[(..., *keep)]
+        core = encoder(x, keep)
+        assert core.shape == whole.shape
+        torch.testing.assert_close(core, whole, rtol=1e-5, atol=1e-6)
+        context = encoder.context(x)
+        torch.testing.assert_close(
+            core, _layer_by_layer(encoder, context)[(..., *keep)], rtol=1e-5, atol=1e-5
+        )
+        # the reach is the receptive radius, no less: one pixel less of context changes the edge
+        r = encoder.body_radius
+        short = tuple(slice(k.start - r + 1 if k.start else 0, k.stop + r - 1) for k in keep)
+        inner = tuple(slice(k.start - s.start, k.stop - s.start) for k, s in zip(keep, short, strict=True))
+        assert not torch.allclose(
+            _layer_by_layer(encoder, context[(..., *short)])[(..., *inner)], core, atol=1e-4
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from skimage.draw import disk
 
 from napari_dem.core.errors import InputError
@@ -72,6 +73,24 @@ def test_fill_small_holes_fills_pockets_smaller_than_an_object_only() -> None:
     out = fill_small_holes(mask, max_size=100)
     assert out[12:16, 12:16].all() and not out[36:52, 36:52].any() and not out[0:3, 43:47].any()
     assert (out & ~mask).sum() == 16 and mask[13, 13] == 0  # nothing else; the input is untouched
+
+
+@pytest.mark.parametrize("shape", [(120, 130), (20, 30, 26)])
+def test_fill_small_holes_fills_what_scipys_fill_holes_calls_holes(shape: tuple) -> None:
+    """The holes are found by one labelling of the background; they must be exactly the
+    pockets ``binary_fill_holes`` fills (face-connected, touching no face of the array)."""
+    rng = np.random.default_rng(len(shape))
+    for cover in (0.75, 0.85, 0.95):
+        smooth = ndi.gaussian_filter(rng.random(shape), 1.5)
+        mask = smooth > np.quantile(smooth, 1 - cover)
+        holes = ndi.binary_fill_holes(mask) & ~mask
+        sizes = np.bincount(ndi.label(holes)[0].ravel())
+        assert len(sizes) > 2  # several pockets, of several sizes
+        for max_size in (3, 20, np.inf):
+            pockets = ndi.label(holes)[0]
+            small = sizes < max_size
+            small[0] = False
+            np.testing.assert_array_equal(fill_small_holes(mask, max_size), mask | small[pockets])
 
 
 def test_background_id() -> None:

@@ -115,8 +115,9 @@ class DEMModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor, keep: tuple[slice, ...] | None = None) -> torch.Tensor:
+        """Latents of ``x`` (of the region ``keep`` only, if given: :meth:`Encoder.forward`)."""
+        return self.encoder(x, keep)
 
     def forward(
         self,

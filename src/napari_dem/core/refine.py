@@ -82,12 +82,17 @@ def fill_small_holes(mask: np.ndarray, max_size: float) -> np.ndarray:
     typical object are filled, so that a lumen ringed by touching cells stays background.
     """
     mask = np.asarray(mask, dtype=bool)
-    holes = ndi.binary_fill_holes(mask) & ~mask
-    if not holes.any():
+    # The pieces of background (face-connected, as ``binary_fill_holes`` floods), those that
+    # touch no face of the array being holes: one labelling, where the flood fill iterates a
+    # dilation until it settles (0.14 of 0.16 s on a 2048 px image).
+    pockets, n = ndi.label(~mask)
+    if n == 0:
         return mask
-    pockets, _ = ndi.label(holes)
-    small = np.bincount(pockets.ravel()) < max_size
+    small = np.bincount(pockets.ravel(), minlength=n + 1) < max_size
     small[0] = False
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            small[np.take(pockets, end, axis=axis)] = False
     return mask | small[pockets]
 
 

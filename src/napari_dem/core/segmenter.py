@@ -207,9 +207,15 @@ class _Encoder:
         return feats[inner], self._smoothed(x, inner, self.kernel)
 
     def _smoothed(self, x: torch.Tensor, inner: tuple[slice, ...], kernel: torch.Tensor) -> torch.Tensor:
-        """The ``(*core)`` channel mean of the normalised block ``x`` blurred by ``kernel``."""
+        """The ``(*core)`` channel mean of the normalised block ``x`` blurred by ``kernel``.
+
+        Blurred on the core and the kernel's radius around it, not on the whole block (whose
+        halo is the encoder's, several times wider): the same values on the core."""
+        crop, inner = with_halo(inner, tuple(x.shape[2:]), (kernel.numel() - 1) // 2)
         with torch.inference_mode():
-            smooth = self.model.encoder.context.blur(x.mean(0, keepdim=True), kernel.to(x))
+            smooth = self.model.encoder.context.blur(
+                x[(slice(None), slice(None), *crop)].mean(0, keepdim=True), kernel.to(x)
+            )
         return smooth[(0, 0, *inner)]
 
     def __call__(
@@ -226,8 +232,7 @@ class _Encoder:
         if not latents:
             return core_int.new_zeros((*core_int.shape, 0)), core_int
         with torch.inference_mode():
-            z = self.model.encode(x)
-        z = z[(slice(None), slice(None), *inner)]
+            z = self.model.encode(x, inner)
         return z.reshape(-1, *z.shape[2:]).movedim(0, -1), core_int
 
 

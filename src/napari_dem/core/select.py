@@ -285,8 +285,7 @@ def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tu
     hull area: near 1 for blobs, low for the branching regions of a tessellation. "Has a
     sea": one piece covers more than ``max_fraction`` of the plane, which no object does.
     """
-    from skimage.measure import regionprops
-
+    from .hulls import solidities
     from .refine import split_instances
 
     pieces_before_split = _piece_sizes(foreground)
@@ -295,12 +294,11 @@ def island_stats(foreground: np.ndarray, max_fraction: float = MAX_ISLAND) -> tu
     if share < 1.0:
         foreground = _central(foreground, np.sqrt(share))
     pieces = split_instances(foreground, min_distance=None, smooth=None, min_size=4)
-    props = regionprops(pieces)
-    if not props:
+    ids, areas, solid = solidities(pieces)
+    if not len(ids):
         return 0, 0.0, False
-    areas = np.array([p.area for p in props], dtype=np.float64)
-    solid = np.array([p.solidity if p.area >= 3 else 0.0 for p in props])
-    return round(len(props) / share), float((solid * areas).sum() / areas.sum()), sea
+    solid = np.where(areas >= 3, solid, 0.0)
+    return round(len(ids) / share), float((solid * areas).sum() / areas.sum()), sea
 
 
 def _piece_sizes(foreground: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_dem.core.networks import FFT_MIN_TAPS, Encoder, LocalContrast
+from napari_dem.core.networks import FFT_MIN_TAPS, Encoder, LocalContrast, gaussian_kernel1d
 
 
 def _layer_by_layer(encoder: Encoder, context: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,27 @@ def test_blur_by_fft_equals_scipys_gaussian_with_edge_replication(
     for plane, got in zip(image, blurred, strict=True):
         want = ndi.gaussian_filter(plane.astype(np.float64), sigma, mode="nearest", truncate=3.0)
         np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])
+def test_narrow_blur_by_shifted_sums_equals_scipys_gaussian_and_the_convolution(sigma: float) -> None:
+    """Kernels below the FFT's length take the direct path; on the CPU that path sums shifted
+    copies instead of running a one-channel convolution: the same numbers, and a textbook
+    Gaussian with edge replication."""
+    contrast = LocalContrast(2, 16.0)
+    kernel = gaussian_kernel1d(sigma)
+    assert kernel.numel() < FFT_MIN_TAPS[2]
+    image = torch.rand(2, 1, 61, 47, generator=torch.Generator().manual_seed(0))
+    got = contrast.blur(image, kernel)
+    r = (kernel.numel() - 1) // 2
+    conv = image
+    for shape, pad in (((1, 1, -1, 1), (0, 0, r, r)), ((1, 1, 1, -1), (r, r, 0, 0))):
+        padded = torch.nn.functional.pad(conv, pad, mode="replicate")
+        conv = torch.nn.functional.conv2d(padded, kernel.view(shape))
+    torch.testing.assert_close(got, conv, rtol=0, atol=1e-6)
+    for plane, out in zip(image[:, 0].numpy(), got[:, 0].numpy(), strict=True):
+        want = ndi.gaussian_filter(plane.astype(np.float64), sigma, mode="nearest", truncate=3.0)
+        np.testing.assert_allclose(out, want, atol=2e-6)
 
 
 @pytest.mark.parametrize("ndim, sigma, shape", [(2, 16.0, (1, 120, 97)), (3, 4.0, (2, 20, 33, 41))])

@@ -76,3 +76,35 @@ def joint_sample(
     share = max(1, max_samples // len(images))
     samples = [intensity_sample(im, lay, share) for im, lay in zip(images, layouts, strict=True)]
     return np.concatenate(samples, axis=1)
+
+
+#: Values :func:`distinct_values` looks at first, spread over the whole sample; each further
+#: look takes 16 times as many.
+DISTINCT_PROBE = 4096
+#: Integer values within this span are counted with one histogram instead of a sort.
+INTEGER_RANGE = 1 << 20
+
+
+def distinct_values(values: np.ndarray, cap: int) -> int:
+    """How many distinct values ``values`` holds, counted up to ``cap`` (``cap`` means "at least").
+
+    Why capped: the count only bounds K (at most 255), and sorting a 2-million-point sample to
+    count every distinct value took 0.07-0.15 s of a default run. Integer levels within a
+    span of :data:`INTEGER_RANGE` (8- and 16-bit data) are counted with one histogram; other
+    values by strided probes of growing size, which settle float data within a few thousand
+    values, and a sort of the whole sample only when no probe does.
+    """
+    values = np.ravel(values)
+    if not len(values):
+        return 0
+    low, high = values.min(), values.max()
+    if high - low < INTEGER_RANGE:
+        levels = (values - low).astype(np.int64)
+        if np.array_equal(levels + low, values):
+            return min(cap, int(np.count_nonzero(np.bincount(levels))))
+    size = DISTINCT_PROBE
+    while size < len(values):
+        if len(np.unique(values[:: len(values) // size])) >= cap:
+            return cap
+        size *= 16
+    return min(cap, len(np.unique(values)))

@@ -41,7 +41,7 @@ from .edges import HALO as EDGE_HALO
 from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
-from .intensity import joint_sample, percentile_range
+from .intensity import distinct_values, joint_sample, percentile_range
 from .layout import Layout, parse_axes
 from .model import (
     DEMModel,
@@ -564,7 +564,8 @@ class DEMSegmenter:
         sample = joint_sample(images, layouts)
         self.lo_, self.hi_ = percentile_range(sample)
         # Counted on the raw values: the sampled intensities are smoothed, hence all distinct.
-        self._n_distinct = len(np.unique(sample.mean(0)))
+        # Counted up to one more than any K: the count only bounds K.
+        self._n_distinct = distinct_values(sample.mean(0), MAX_CLUSTERS + 1)
         if scribbles is not None and self.n_clusters_ is None:  # painted classes say K
             self.n_clusters_ = max(2, int(np.max(scribbles)))
         self.scribbles_ = _check_scribbles(scribbles, layouts[0], self.n_clusters_)

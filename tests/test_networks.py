@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_dem.core.networks import FFT_MIN_TAPS, Encoder, LocalContrast, gaussian_kernel1d
+from napari_dem.core.networks import FFT_MIN_TAPS, Encoder, LocalContrast, _conv_by_matmul, gaussian_kernel1d
 
 
 def _layer_by_layer(encoder: Encoder, context: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,26 @@ def test_blur_by_fft_equals_scipys_gaussian_with_edge_replication(
     for plane, got in zip(image, blurred, strict=True):
         want = ndi.gaussian_filter(plane.astype(np.float64), sigma, mode="nearest", truncate=3.0)
         np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+@pytest.mark.parametrize("dilation, bias", [(1, True), (2, True), (3, False)])
+def test_one_channel_convolution_by_matmul_equals_torchs_convolution(dilation: int, bias: bool) -> None:
+    """The encoder's first layer (one channel in, 3x3) runs as a matmul over shifted copies on
+    the CPU: the same outputs, zero padding included, in channels-last layout, and the same
+    gradients."""
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(1, 16, 3, padding=dilation, dilation=dilation, bias=bias)
+    x = torch.rand(2, 1, 23, 31, requires_grad=True)
+    got = _conv_by_matmul(x, conv)
+    want = conv(x)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    grads = (
+        torch.autograd.grad(got.sum(), [x, conv.weight]),
+        torch.autograd.grad(want.sum(), [x, conv.weight]),
+    )
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])

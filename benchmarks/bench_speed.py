@@ -9,10 +9,11 @@ the same image, with the default number of threads.
 
 Effective FLOP/s is ``encoder_flops_per_pixel * pixels / encoder seconds``, where
 encoder seconds are the time spent inside ``model.encode`` only (not EM, not label
-assignment, not I/O), measured by wrapping that method. Two pixel counts are
-reported: the image's pixels ("useful") and the pixels the encoder actually
-computed, which include each tile's halo ("executed"; the halo is recomputed so
-tiled latents equal untiled ones).
+assignment, not I/O), measured by wrapping that method. Two rates are reported: on
+the image's pixels ("useful") and on what the encoder actually computed ("executed":
+the context blur on each tile with its halo, the convolutions on each tile's core
+and their reach around it; the halo is recomputed so tiled latents equal untiled
+ones). The CLI's row is the median of :data:`CLI_RUNS` fresh processes.
 
 Run: ``python benchmarks/bench_speed.py`` with no other heavy process running
 (about two minutes on 2 cores). Do not set OMP_NUM_THREADS for this one.

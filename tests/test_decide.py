@@ -7,7 +7,6 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_dem.core.decide import wide_gaussian
-from napari_dem.core.networks import fast_length
 
 
 @pytest.mark.parametrize("shape", [(410, 410), (90, 37), (1, 40), (12, 30, 26)])
@@ -19,16 +18,3 @@ def test_wide_gaussian_equals_scipys_nearest_gaussian(shape: tuple) -> None:
     for sigma in (max(shape) / 4, 1.5):
         want = ndi.gaussian_filter(image, sigma, mode="nearest")
         np.testing.assert_allclose(wide_gaussian(image, sigma), want, rtol=0, atol=1e-9)
-
-
-def test_fast_length_is_the_smallest_5_smooth_length_at_least_n() -> None:
-    def smooth(m: int) -> bool:
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        return m == 1
-
-    for n in range(1, 3000):
-        got = fast_length(n)
-        assert got >= n and smooth(got)
-        assert not any(smooth(m) for m in range(n, got))

@@ -8,7 +8,14 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from napari_dem.core.networks import FFT_MIN_TAPS, Encoder, LocalContrast, _conv_by_matmul, gaussian_kernel1d
+from napari_dem.core.networks import (
+    FFT_MIN_TAPS,
+    Encoder,
+    LocalContrast,
+    _conv_by_matmul,
+    fast_length,
+    gaussian_kernel1d,
+)
 
 
 def _layer_by_layer(encoder: Encoder, context: torch.Tensor) -> torch.Tensor:
@@ -145,3 +152,16 @@ def test_encoding_only_a_tiles_core_equals_cropping_the_whole_tiles_latents(
         assert not torch.allclose(
             _layer_by_layer(encoder, context[(..., *short)])[(..., *inner)], core, atol=1e-4
         )
+
+
+def test_fast_length_is_the_smallest_5_smooth_length_at_least_n() -> None:
+    def smooth(m: int) -> bool:
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    for n in range(1, 3000):
+        got = fast_length(n)
+        assert got >= n and smooth(got)
+        assert not any(smooth(m) for m in range(n, got))

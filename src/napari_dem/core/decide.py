@@ -390,27 +390,22 @@ def _flattened(plane: np.ndarray) -> np.ndarray:
 
 
 def wide_gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
-    """``scipy.ndimage.gaussian_filter(image, sigma, mode="nearest")`` by the FFT, axis by axis.
+    """``scipy.ndimage.gaussian_filter(image, sigma, mode="nearest")`` by the FFT.
 
     Why: a blur over a quarter of the side has a kernel as long as the plane (821 taps on a
-    410 px sampling grid), which SciPy's direct filter took 0.1-0.3 s over; the FFT of the
-    edge-padded line takes milliseconds and equals it to float rounding (tests/test_decide.py).
+    410 px sampling grid), which SciPy's direct filter took 0.1-0.3 s over; the encoder's FFT
+    filter (edge-padded, in float64 here) equals it to float rounding (tests/test_decide.py).
     """
-    from .networks import fast_length
+    import torch
+
+    from .networks import fft_filter
 
     radius = int(4.0 * sigma + 0.5)  # SciPy's reach (truncate 4)
     taps = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (taps / sigma) ** 2)
     kernel /= kernel.sum()
-    out = np.asarray(image, dtype=np.float64)
-    for axis in range(out.ndim):
-        line = np.moveaxis(out, axis, -1)  # each axis in turn transformed as the last one
-        n = line.shape[-1]
-        padded = np.pad(line, [(0, 0)] * (line.ndim - 1) + [(radius, radius)], mode="edge")
-        size = fast_length(n + 2 * radius + len(kernel) - 1)  # linear, not circular
-        spectrum = np.fft.rfft(padded, size) * np.fft.rfft(kernel, size)
-        out = np.moveaxis(np.fft.irfft(spectrum, size)[..., 2 * radius : 2 * radius + n], -1, axis)
-    return out
+    y = torch.from_numpy(np.asarray(image, dtype=np.float64))[None, None]
+    return fft_filter(y, [(1.0, torch.from_numpy(kernel))])[0, 0].numpy()
 
 
 def mean_run(mask: np.ndarray, axis: int) -> float:

@@ -80,7 +80,7 @@ class LocalContrast(nn.Module):
         y = x.reshape(b * c, 1, *x.shape[2:])
         r = (kernel.numel() - 1) // 2
         if self._by_fft(x, kernel):
-            return _fft_filter(y, [(1.0, kernel.to(y))]).reshape(x.shape)
+            return fft_filter(y, [(1.0, kernel.to(y))]).reshape(x.shape)
         fn = torch.nn.functional.conv2d if self.ndim == 2 else torch.nn.functional.conv3d
         weights = kernel.tolist() if x.device.type == "cpu" else None
         for axis in range(self.ndim):
@@ -117,11 +117,11 @@ class LocalContrast(nn.Module):
         if self._by_fft(x, self.kernel):
             b, c = x.shape[:2]
             y = x.reshape(b * c, 1, *x.shape[2:])
-            return _fft_filter(y, [(1.0, self.small.to(y)), (-1.0, self.kernel.to(y))]).reshape(x.shape)
+            return fft_filter(y, [(1.0, self.small.to(y)), (-1.0, self.kernel.to(y))]).reshape(x.shape)
         return self.blur(x, self.small) - self.blur(x)
 
 
-def _fft_filter(y: torch.Tensor, kernels: list[tuple[float, torch.Tensor]]) -> torch.Tensor:
+def fft_filter(y: torch.Tensor, kernels: list[tuple[float, torch.Tensor]]) -> torch.Tensor:
     """``sum(weight * blur(y, kernel))`` over ``kernels`` (separable, odd length) on ``(N, 1,
     *spatial)``, by one FFT: the blur of :meth:`LocalContrast.blur` for one kernel.
 

@@ -217,6 +217,19 @@ def test_cancel_leaves_no_layer(make_napari_viewer, qtbot, scene):
     qtbot.waitUntil(lambda: not any(t.name == "napari-dem-core" for t in threading.enumerate()), timeout=5000)
 
 
+def test_double_click_on_run_does_not_cancel(make_napari_viewer, qtbot, scene):
+    """The second click of a double click on Run is ignored, as in the other widgets: before,
+    this widget cancelled the job its first click had started."""
+    viewer = make_napari_viewer()
+    w, _ = _objects_widget(viewer, scene)
+    n_layers = len(viewer.layers)
+    w.run_button.click()
+    w.run_button.click()  # the second click of a double click
+    qtbot.waitUntil(lambda: w.last_status is not None, timeout=TIMEOUT)
+    assert w.last_status == "done", w.message.text()
+    assert len(viewer.layers) == n_layers + 1
+
+
 def test_bad_settings_show_message(make_napari_viewer, scene):
     from napari_dem._widgets._common import ERROR_STYLE
 

@@ -30,12 +30,18 @@ def _core_thread() -> threading.Thread | None:
 
 
 def _movie(n: int = 30, side: int = 128) -> np.ndarray:
-    return np.stack([synthetic_nuclei((side, side), seed=s % 3)[0] for s in range(n)])
+    frames = [synthetic_nuclei((side, side), seed=s)[0] for s in range(3)]
+    return np.stack([frames[t % 3] for t in range(n)])
+
+
+#: Frames of the run the tests stop: with 30, an idle machine finished it within the 0.4 s a
+#: test waits before its click, which then started a second run instead of cancelling (a flake).
+LONG_RUN_FRAMES = 400
 
 
 def _start_long_run(viewer, qtbot):
-    """A Segment run on a movie, started and past its first tiles."""
-    viewer.add_image(_movie(), name="movie", axis_labels=("t", "y", "x"))
+    """A Segment run on a movie, started and past its first tiles, with many frames to go."""
+    viewer.add_image(_movie(LONG_RUN_FRAMES), name="movie", axis_labels=("t", "y", "x"))
     w = dock(viewer, SEGMENT)
     job = w.run()
     assert job is not None, w.message.text()

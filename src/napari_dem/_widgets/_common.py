@@ -310,6 +310,22 @@ class DemDockWidget(QWidget):
         if self.busy:
             self.job.cancel(reason)
 
+    def run(self) -> Job | None:  # overridden by each widget with a Run button
+        raise NotImplementedError
+
+    def cancel(self) -> None:  # overridden by each widget with a Run button
+        raise NotImplementedError
+
+    def _on_run_clicked(self) -> None:
+        """The Run button: Run, or Cancel while a job runs; the second click of a double click
+        is ignored (:meth:`debounced`), so it does not cancel the job the first one started."""
+        if self.debounced():
+            return
+        if self.busy:
+            self.cancel()
+        else:
+            self.run()
+
     def _on_layer_removed(self, event) -> None:
         if self.busy and any(unwrap(event.value) is layer for layer in self._job_layers):
             self.cancel_job(f"the layer {event.value.name!r} was deleted: the run stopped")

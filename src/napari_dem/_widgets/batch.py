@@ -368,14 +368,6 @@ class BatchWidget(DemDockWidget):
         return plan
 
     # ------------------------------------------------------------------ run
-    def _on_run_clicked(self) -> None:
-        if self.debounced():
-            return
-        if self.busy:
-            self.cancel()
-        else:
-            self.run()
-
     def run(self) -> Job | None:
         """Start the batch (in the background unless ``run_synchronously``); None if it cannot start."""
         if self.busy:

@@ -330,12 +330,6 @@ class ClusterWidget(DemDockWidget):
         return plan
 
     # ------------------------------------------------------------------ run
-    def _on_run_clicked(self) -> None:
-        if self.busy:
-            self.cancel()
-        else:
-            self.run()
-
     def run(self) -> Job | None:
         """Start a clustering (in the background unless ``run_synchronously``); None if it cannot start."""
         if self.busy:

@@ -315,14 +315,6 @@ class SegmentWidget(DemDockWidget):
             "new_layer": self.new_layer_check.isChecked(),
         }
 
-    def _on_run_clicked(self) -> None:
-        if self.debounced():
-            return
-        if self.busy:
-            self.cancel()
-        else:
-            self.run()
-
     def run(self) -> Job | None:
         """Start a segmentation (in the background unless ``run_synchronously``)."""
         if self.busy:

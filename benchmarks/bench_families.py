@@ -7,7 +7,8 @@ bring: sparse or few objects, one or two cells in view, objects far larger than 
 model's context, nuclei at two brightness levels, rod-shaped bacteria, sub-resolution
 spots, dark cells in phase-contrast-like halos, 16-bit data with a camera offset or a
 narrow range, hot pixels, a DAPI stain shown as RGB, volumes dimmer with depth, two large
-cells in a volume, an H&E stain with nuclei of two sizes. Each case
+cells in a volume, an H&E stain with nuclei of two sizes, glandular H&E whose epithelium
+is as dark as its nuclei. Each case
 has ground truth; every case is an objects case, scored like the panel (fg IoU, F1@0.5),
 beside Otsu on the image smoothed at sigma 1 px with the polarity given (an oracle: DEM
 gets none) and the same instance step as DEM (``_common.watershed``). Seeds 9900-9999
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from napari_dem.api import segment_image
 from napari_dem.core.intensity import to_grey
-from napari_dem.data.families import objects_image
+from napari_dem.data.families import he_glands, objects_image, stain_rgb
 
 #: (name, family, image, truth instances, axes, objects darker than their surround)
 Case = tuple[str, str, np.ndarray, np.ndarray, str, bool]
@@ -102,9 +103,7 @@ def _he_mixed(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray
     eosin *= 1 + 0.25 * ndi.gaussian_filter(rng.normal(size=shape), 1.5) / 0.1
     tissue = ndi.gaussian_filter(rng.normal(size=shape), 20) > -0.5
     e = np.where(tissue, eosin, 0.05) * (1 - 0.5 * np.clip(h, 0, 1))
-    density = h[..., None] * np.array([1.04, 1.12, 0.46]) + e[..., None] * np.array([0.04, 0.59, 0.07])
-    rgb = np.array([0.95, 0.93, 0.95]) * np.exp(-density) + rng.normal(0, 0.02, (*shape, 3))
-    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8), truth
+    return stain_rgb(h, e, rng), truth
 
 
 def _case(name: str, family: str, image, truth, axes: str = "YX", dark: bool = False) -> Case:
@@ -170,6 +169,8 @@ def cases() -> Iterator[Case]:
         yield _case(f"deep-{s}", "3D nuclei, half as bright at the bottom", dimmer, truth, "ZYX")
         he, truth = _he_mixed((512, 512), seed)
         yield _case(f"he-mixed-{s}", "H&E: nucleus clusters and lymphocytes", he, truth, "YXC", dark=True)
+        glands, truth = he_glands(seed=9980 + s)
+        yield _case(f"he-glands-{s}", "H&E glands: nuclei in stained cytoplasm", glands, truth, "YXC", True)
 
 
 def otsu_fg(image: np.ndarray, axes: str, dark: bool) -> np.ndarray:

@@ -205,6 +205,18 @@ def fig_texture() -> None:
     viewer.close()
 
 
+def fig_stain() -> None:
+    """segment_stain.png: scikit-image's IHC sample (RGB) at default settings, read by its
+    haematoxylin: the nuclei of the epithelium and of the stroma, outlined."""
+    from skimage import data
+
+    viewer = _viewer()
+    labels = _segment_at_defaults(viewer, data.immunohistochemistry(), "IHC", 0.9)
+    labels.contour = 2
+    _grab(viewer, "segment_stain.png")
+    viewer.close()
+
+
 def fig_timelapse() -> None:
     """timelapse.png and timelapse_frames.png: one mixture for the whole TYX stack."""
     from skimage import io as skio
@@ -421,6 +433,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "zstack": fig_zstack,
     "zstack_large": fig_zstack_large,
     "texture": fig_texture,
+    "stain": fig_stain,
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,
     "batch_layer": fig_batch_layer,

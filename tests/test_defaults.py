@@ -269,7 +269,7 @@ def test_bad_choices_are_one_line_errors(tmp_path: Path, args, message, capsys) 
     assert not (tmp_path / "o.tif").exists()
 
 
-@pytest.mark.parametrize("args", [["--task", "tissue"], ["--clusters", "many"]])
+@pytest.mark.parametrize("args", [["--task", "tissue"], ["--clusters", "many"], ["--stain", "eosin"]])
 def test_bad_option_values_are_refused_by_the_parser(tmp_path: Path, args, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["segment", "x.tif", "-o", str(tmp_path / "o.tif"), *args])
@@ -285,6 +285,22 @@ def test_cli_reports_the_decision(tmp_path: Path, dsb_crop, capsys) -> None:
     assert "objects (bright on dark" in err and "chosen from the data" in err
     labels = tifffile.imread(tmp_path / "labels.tif")
     assert set(np.unique(labels)) == {0, 1}
+
+
+def test_cli_reads_a_stained_slide_by_its_haematoxylin_unless_told_not_to(tmp_path: Path, capsys) -> None:
+    from napari_dem.core.stains import READ_NOTE
+    from napari_dem.data.families import he_glands
+
+    rgb, truth = he_glands((256, 256), seed=9981)
+    src = tmp_path / "he.tif"
+    tifffile.imwrite(src, rgb, photometric="rgb")
+    found = {}
+    for stain in ("auto", "none"):
+        out = tmp_path / f"{stain}.tif"
+        assert main(["segment", str(src), "-o", str(out), "--instances", "--stain", stain]) == 0
+        found[stain] = (READ_NOTE in capsys.readouterr().err, instance_f1(tifffile.imread(out), truth))
+    assert found["auto"][0] and not found["none"][0]
+    assert found["auto"][1] > 0.7 and found["auto"][1] > found["none"][1] + 0.2
 
 
 def test_a_lone_dark_cell_in_a_wide_field_is_found() -> None:

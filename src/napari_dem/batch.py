@@ -47,6 +47,7 @@ class BatchSettings:
     task: str = "auto"
     objects: str | int | None = None  #: None: chosen by the fit
     background: str | int | None = None  #: the complement of ``objects``; give one of them
+    stain: str = "auto"  #: "auto": a stained slide (H&E, IHC) is read by its haematoxylin; "none"
     model: str | None = None
     mode: str = "auto"
     device: str = "auto"
@@ -67,6 +68,7 @@ class BatchSettings:
             "task": self.task,
             "objects": self.objects,
             "background": self.background,
+            "stain": self.stain,
             "mode": self.mode,
             "device": self.device,
             "seed": self.seed,
@@ -339,6 +341,7 @@ def _segmenter_settings(settings: BatchSettings) -> dict[str, object]:
         "task": settings.task,
         "objects": settings.objects,
         "background": settings.background,
+        "stain": settings.stain,
     }
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from .core.decide import TASKS
 from .core.errors import InputError
+from .core.stains import STAIN_CHOICES
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -149,6 +150,13 @@ def _add_segment_parser(sub) -> None:
         default=None,
         metavar="WHICH",
         help="the same choice from the other side: darkest, brightest or ids (give --objects or this)",
+    )
+    seg.add_argument(
+        "--stain",
+        default="auto",
+        choices=STAIN_CHOICES,
+        help="auto (default): an RGB image of a stained slide (H&E, IHC) is read by its haematoxylin, "
+        "the nuclear stain; none: by the mean of its channels, as any image",
     )
     seg.add_argument(
         "--instances",
@@ -435,6 +443,7 @@ def _settings_from_args(args: argparse.Namespace):
         task=args.task,
         objects=args.objects,
         background=args.background,
+        stain=args.stain,
         model=args.model,
         mode=args.mode,
         device=args.device,
@@ -546,6 +555,7 @@ def _fitted_segmenter(args: argparse.Namespace):
         task=args.task,
         objects=args.objects,
         background=args.background,
+        stain=args.stain,
     )
     progress = None if args.quiet else StderrProgress("fit: ")
     segmenter.fit([d for d, _, _ in loaded], [a for _, a, _ in loaded], progress=progress)

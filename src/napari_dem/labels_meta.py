@@ -91,6 +91,7 @@ class LabelsMeta:
     )
     objects: str = ""  #: clusters asked to be objects (brightest, darkest, ids); "" = found by the fit
     instances: bool = False  #: split into objects (ids are then objects, not classes)
+    stain: str = "auto"  #: "auto": a stained slide is read by its haematoxylin; "none": channel mean
     background: str | int = "darkest"
     seed: int = 0
     device: str = "auto"

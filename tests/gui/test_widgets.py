@@ -172,6 +172,31 @@ def test_objects_field_overrides_the_polarity(make_napari_viewer, qtbot):
     assert not w.validate() and "objects task" in w.message.text()
 
 
+def test_a_stained_slide_is_read_by_its_haematoxylin_unless_the_stain_field_says_none(
+    make_napari_viewer, qtbot
+):
+    """An H&E layer (RGB): by default the message names the haematoxylin and the nuclei are the
+    objects; stain "none" reads the channel mean; the layer's record keeps the choice, so a
+    Refine re-run reads the image the same way."""
+    from napari_dem.core.metrics import foreground_iou
+    from napari_dem.core.stains import READ_NOTE
+    from napari_dem.data.families import he_glands
+
+    rgb, truth = he_glands((256, 256), seed=9981)
+    viewer = make_napari_viewer()
+    viewer.add_image(rgb, name="he", rgb=True)
+    w = dock(viewer, SEGMENT)
+    run_job(qtbot, w)
+    layer = viewer.layers["he DEM labels"]
+    assert READ_NOTE in w.message.text() and layer.metadata["dem"]["stain"] == "auto"
+    by_stain = foreground_iou(layer.data > 0, truth > 0)
+    assert by_stain > 0.6
+    w.task_fields.stain_combo.setCurrentText("none")
+    run_job(qtbot, w)
+    assert READ_NOTE not in w.message.text() and layer.metadata["dem"]["stain"] == "none"
+    assert foreground_iou(layer.data > 0, truth > 0) < by_stain - 0.2
+
+
 def test_an_empty_field_gives_an_empty_layer_that_says_so(make_napari_viewer, qtbot):
     """Noise alone: the layer is all background (it was two classes painting the field) and
     the message says no objects were found, and why."""

@@ -96,6 +96,7 @@ def run_segment(
         tile_size=meta.tile_size,
         task=meta.task,
         objects=meta.objects or None,
+        stain=meta.stain,
         scribbles=scribbles,
         previous=previous,
         progress=progress,

@@ -293,6 +293,7 @@ class BatchWidget(DemDockWidget):
             instances=self.instances_check.isChecked(),
             task=self.task_fields.task,
             objects=self.task_fields.objects(),  # ValueError for a bad value: shown, nothing runs
+            stain=self.task_fields.stain,
             model=str(Path(model).expanduser()) if model else None,
             device=self.device_combo.currentText(),
             seed=self.seed_spin.value(),
@@ -580,6 +581,7 @@ class BatchWidget(DemDockWidget):
             n_clusters_asked=settings.n_clusters or 0,
             task=task,
             objects=str(settings.objects or ""),
+            stain=settings.stain,
             instances=settings.instances,
             background=settings.background,
             seed=settings.seed,

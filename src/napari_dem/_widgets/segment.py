@@ -222,6 +222,7 @@ class SegmentWidget(DemDockWidget):
         return {
             "n_clusters": self.clusters_spin.value(),
             "task": self.task_fields.task,
+            "stain": self.task_fields.stain,
             "mode": self.mode_combo.currentText(),
             "model": self.model_edit.text().strip(),
             "device": self.device_combo.currentText(),
@@ -341,6 +342,7 @@ class SegmentWidget(DemDockWidget):
             n_clusters_asked=int(settings["n_clusters"]),
             task=settings["task"],
             objects=settings["objects"] or "",
+            stain=settings["stain"],
             seed=int(settings["seed"]),
             device=settings["device"],
             level=plan["level"],

@@ -54,6 +54,7 @@ EXTRA_CLUSTER_TOLERANCE = 0.0005
 #: ... and unless its objects keep less than this share of the objects' area: the extra
 #: cluster took the dim objects into the background (nuclei at two brightness levels).
 EXTRA_CLUSTER_KEEP = 0.5
+EXTRA_CLUSTER_GROWTH = 1.5
 #: Components of the latent mixtures in which a field of one intensity level is searched for a
 #: few objects too few to make a mode of their own (:func:`_lone_objects`), in this order.
 LONE_CLUSTERS = (3, 4, 5, 6)
@@ -281,7 +282,8 @@ def decide(
     polarity = final.polarity
     if k_chosen and extra_cluster and k < min(MAX_AUTO_K, max_k):
         more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
-        kept = (1 - more.background_fraction) >= EXTRA_CLUSTER_KEEP * (1 - final.background_fraction)
+        area, more_area = 1 - final.background_fraction, 1 - more.background_fraction
+        kept = EXTRA_CLUSTER_KEEP * area <= more_area <= EXTRA_CLUSTER_GROWTH * area
         if kept and not more.sea and more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:
             k, final = k + 1, more
     reason = _reason(final, task)

@@ -133,6 +133,7 @@ def segment(
     task: str = "auto",
     objects=None,
     background=None,
+    stain: str = "auto",
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
@@ -161,6 +162,7 @@ def segment(
         task=task,
         objects=objects,
         background=background,
+        stain=stain,
     )
     labels = segmenter.fit_predict(
         image,

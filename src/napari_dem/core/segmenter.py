@@ -41,7 +41,7 @@ from .edges import HALO as EDGE_HALO
 from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
-from .intensity import distinct_values, joint_sample, percentile_range
+from .intensity import distinct_values, intensity_sample, joint_sample, percentile_range
 from .layout import Layout, parse_axes
 from .model import (
     DEMModel,
@@ -69,6 +69,7 @@ from .segment import (
     validate_image,
 )
 from .select import mode_cuts
+from .stains import READ_NOTE, STAIN_CHOICES, Stain, StainView, brightfield_stain
 from .texture import SCALES as TEXTURE_SCALES
 from .texture import halo as texture_halo
 from .texture import roughness, texture_evidence, texture_features
@@ -77,6 +78,8 @@ from .tiles import Region, Unit, grid_points, grid_stride, tile_regions, units_o
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
 _NAN = "the image contains NaN or infinite values; replace them first"
+#: Pixels (times channels) of the sample the stain colours are estimated from.
+STAIN_SAMPLES = 600_000
 #: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
 INTENSITY_SIGMA = 1.0
 #: Gaussian sigma (px) of the intensity the **classes** labels are assigned on. The mixture is
@@ -401,6 +404,20 @@ def _layout(image, axes: str | None, rgb: bool | None) -> Layout:
     return parse_axes(axes, image.shape, rgb)
 
 
+def _stain_state(stain: Stain | None) -> dict | None:
+    """A fitted stain as JSON-able lists (:meth:`DEMSegmenter.save`)."""
+    if stain is None:
+        return None
+    return {key: getattr(stain, key).tolist() for key in ("white", "weights", "colours")}
+
+
+def _stain_of_state(state: dict | None) -> Stain | None:
+    """:func:`_stain_state` read back."""
+    if state is None:
+        return None
+    return Stain(*(np.asarray(state[k], dtype=np.float32) for k in ("white", "weights", "colours")))
+
+
 def _check_scribbles(
     scribbles, layout: Layout, n_clusters: int, what: str = "scribbles"
 ) -> np.ndarray | None:
@@ -435,6 +452,9 @@ class DEMSegmenter:
     background, or classes; in 2D also classes of texture, :mod:`.texture`) and, for objects,
     which clusters are objects (``objects``: ``"brightest"``, ``"darkest"`` or ids;
     ``background`` says the same from the other side). The decision is in :attr:`decision_`.
+    ``stain="auto"``: an RGB image of a stained slide under transmitted light (H&E, IHC) is
+    read by its haematoxylin, the nuclear stain (:mod:`.stains`; :attr:`stain_` holds how, and
+    every later image is read the same way); ``"none"``: by its channels' mean, as any image.
     :meth:`predict` gives the task's labels: objects 0 = background, 1 = objects; classes
     1..K by intensity (texture classes: from smooth to rough).
     """
@@ -452,8 +472,10 @@ class DEMSegmenter:
         task: str = "auto",
         objects: str | int | Sequence[int] | None = None,
         background: str | int | Sequence[int] | None = None,
+        stain: str = "auto",
     ) -> None:
         self.model = model
+        self.stain = stain
         self.task = task
         self.objects = objects
         self.background = background
@@ -489,11 +511,53 @@ class DEMSegmenter:
         instead of re-seeding every class (a stroke touching a dim rim once turned 72 % of
         the dim nuclei into the bright class).
         """
+        image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
         self._fit(
             image, axes, scribbles, rgb, _Steps(progress, 1), cancel, keep_cache=False, previous=previous
         )
         self._rescale_if_large(image, axes, rgb, cancel)
         return self
+
+    def _read_as(self, image, axes, rgb, fitting: bool = False):
+        """``(image, axes, rgb)`` as the segmenter reads them: a stained slide's haematoxylin
+        amount (a lazy :class:`.stains.StainView`, the axes without C) when the fit found a
+        brightfield stain (``fitting``: look for one now, on the first image), else as given.
+        A list of images (with one axes string, or one each) is read image by image."""
+        many = isinstance(image, list | tuple)
+        images = list(image) if many else [image]
+        axes_list = list(axes) if isinstance(axes, list | tuple) else [axes] * len(images)
+        if fitting:
+            self.stain_ = self._find_stain(images[0], axes_list[0], rgb) if images else None
+        if getattr(self, "stain_", None) is None:
+            return image, axes, rgb
+        read, read_axes = [], []
+        for im, ax in zip(images, axes_list, strict=True):
+            if isinstance(im, StainView):  # read already (a public method called by another)
+                read.append(im)
+                read_axes.append(ax)
+                continue
+            layout = _layout(im, ax, rgb)
+            if layout.channels != 3:
+                raise InputError(
+                    "the segmenter reads an RGB stain (it was fitted on one); "
+                    f"this image has {layout.channels} channel(s)"
+                )
+            read.append(StainView(im, layout, self.stain_))
+            read_axes.append(layout.label_axes)
+        if many:
+            return read, read_axes, False
+        return read[0], read_axes[0], False
+
+    def _find_stain(self, image, axes, rgb) -> Stain | None:
+        """:func:`.stains.brightfield_stain` of ``image`` when :attr:`stain` is ``"auto"``."""
+        if self.stain not in STAIN_CHOICES:
+            raise InputError(f"stain must be one of {', '.join(STAIN_CHOICES)}, got {self.stain!r}")
+        if self.stain == "none":
+            return None
+        layout = _layout(image, axes, rgb)
+        if layout.channels != 3:
+            return None
+        return brightfield_stain(intensity_sample(image, layout, STAIN_SAMPLES), layout)
 
     def _rescale_if_large(self, image, axes, rgb, cancel) -> bool:
         """Refit on the image shrunk in Y and X (and in 3D mode along Z) when its objects are
@@ -669,6 +733,9 @@ class DEMSegmenter:
             spacing=stride, max_k=self._n_distinct,
             textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
         )  # fmt: skip
+        if getattr(self, "stain_", None) is not None:
+            reason = f"{self.decision_.reason}; {READ_NOTE}"
+            self.decision_ = dataclasses.replace(self.decision_, reason=reason)
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(self.n_clusters_)
         self.params_, cluster_int, (self.feature_mean_, self.feature_scale_) = fit(
@@ -837,6 +904,8 @@ class DEMSegmenter:
         ``out`` may be any writable array of the label shape (a zarr array, a memmap):
         labels are written into it tile by tile, so memory stays bounded by a tile.
         """
+        self._check_fitted()
+        image, axes, rgb = self._read_as(image, axes, rgb)
         if self._rescaled:
             return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
         source, labels = self._predict_at_scale(image, axes, out, rgb, progress, cancel)
@@ -866,13 +935,14 @@ class DEMSegmenter:
 
     def _on_shrunk(self, method: Callable[..., Any], image, layout: Layout, rgb, progress, cancel):
         """``method`` (:meth:`_predict_at_scale` or :meth:`predict_proba`, called with their positional
-        arguments) on the image shrunk to the fitted scale."""
+        arguments) on the image shrunk to the fitted scale (``image`` as read: :meth:`_read_as`)."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
-        zoom, self.zoom_, self.zoom_z_ = (self.zoom_, self.zoom_z_), 1.0, 1.0
+        kept = self.zoom_, self.zoom_z_, getattr(self, "stain_", None)
+        self.zoom_, self.zoom_z_, self.stain_ = 1.0, 1.0, None  # the shrunk copy is read already
         try:
             return method(small, layout.axes, None, rgb, progress, cancel)
         finally:
-            self.zoom_, self.zoom_z_ = zoom
+            self.zoom_, self.zoom_z_, self.stain_ = kept
 
     def grey(self, image, axes: str | None = None, rgb: bool | None = None) -> GreyView:
         """The image's intensity as the objects steps read it, in the labels' shape and axes:
@@ -880,6 +950,7 @@ class DEMSegmenter:
         compares small pieces with their surround on (:func:`.refine.split_instances`). A view:
         indexing it reads only that block of the image, so a lazy stack is read frame by frame."""
         self._check_fitted()
+        image, axes, rgb = self._read_as(image, axes, rgb)
         return GreyView(image, _layout(image, axes, rgb), self.lo_, self.hi_)
 
     def predict_proba(
@@ -893,6 +964,8 @@ class DEMSegmenter:
     ) -> np.ndarray:
         """Responsibilities ``(*label shape, K)`` float32; ``[..., k - 1]`` belongs to cluster ``k``
         (clusters 1..K by intensity, whatever the task)."""
+        self._check_fitted()
+        image, axes, rgb = self._read_as(image, axes, rgb)
         layout = _layout(image, axes, rgb)
         shape = (*layout.label_shape, self.n_clusters_)
         proba = out if out is not None else np.zeros(shape, dtype=np.float32)
@@ -928,6 +1001,7 @@ class DEMSegmenter:
         if isinstance(image, list | tuple):
             raise InputError("fit_predict takes one image; fit on several, then predict each")
         steps = _Steps(progress, 2)
+        image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
         layout = _layout(image, axes, rgb)
         if out is not None and tuple(out.shape) != layout.label_shape:
             raise InputError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
@@ -1144,7 +1218,10 @@ class DEMSegmenter:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted state (model, range, mixture, K, mode) as tensors and JSON; atomic."""
         self._check_fitted()
-        settings = {"seed": int(self.seed), "em_steps": self.em_steps, "max_samples": int(self.max_samples)}
+        settings = {
+            "seed": int(self.seed), "em_steps": self.em_steps, "max_samples": int(self.max_samples),
+            "stain": self.stain,
+        }  # fmt: skip
         fitted = {
             "mode": self.mode_,
             "n_clusters": self.n_clusters_,
@@ -1155,6 +1232,7 @@ class DEMSegmenter:
             "decision": dataclasses.asdict(self.decision_),
             "zoom": self.zoom_,
             "zoom_z": self.zoom_z_,
+            "stain": _stain_state(getattr(self, "stain_", None)),
         }
         p = self.params_.detach().to("cpu")
         payload = {
@@ -1214,6 +1292,7 @@ class DEMSegmenter:
         seg.features_ = seg.decision_.features
         seg.zoom_ = float(fitted.get("zoom", 1.0))
         seg.zoom_z_ = float(fitted.get("zoom_z", 1.0))
+        seg.stain_ = _stain_of_state(fitted.get("stain"))
         if seg.features_ not in FEATURES:
             raise InputError(f"unknown features {seg.features_!r}")
         seg.model_ = model.to(dev).eval()

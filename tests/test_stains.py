@@ -119,3 +119,14 @@ def test_a_fitted_stain_is_saved_and_read_the_same_way(tmp_path):
         seg.predict(rgb[..., 0], "YX")
     with pytest.raises(ValueError, match="stain must be one of"):
         DEMSegmenter(device="cpu", stain="eosin").fit(rgb, "YXC")
+
+
+def test_fine_tuning_reads_a_stained_slide_as_the_segmenter_does():
+    from napari_dem.core.train import training_units
+
+    rgb, h = _he(seed=3)
+    (unit,) = training_units(rgb, "YXC", 2)
+    assert unit.shape == (1, *h.shape)  # one grey channel, not R, G and B
+    assert np.corrcoef(unit[0].ravel(), h.ravel())[0, 1] < -0.95  # the stain, dark where it is
+    (plain,) = training_units(rgb, "YXC", 2, stain="none")
+    assert plain.shape == (3, *h.shape)

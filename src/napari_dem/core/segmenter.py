@@ -41,7 +41,7 @@ from .edges import HALO as EDGE_HALO
 from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
-from .intensity import distinct_values, intensity_sample, joint_sample, percentile_range
+from .intensity import distinct_values, joint_sample, percentile_range
 from .layout import Layout, parse_axes
 from .model import (
     DEMModel,
@@ -69,7 +69,7 @@ from .segment import (
     validate_image,
 )
 from .select import mode_cuts
-from .stains import READ_NOTE, STAIN_CHOICES, Stain, StainView, brightfield_stain
+from .stains import READ_NOTE, STAIN_CHOICES, Stain, StainView, find_stain
 from .texture import SCALES as TEXTURE_SCALES
 from .texture import halo as texture_halo
 from .texture import roughness, texture_evidence, texture_features
@@ -78,8 +78,6 @@ from .tiles import Region, Unit, grid_points, grid_stride, tile_regions, units_o
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
 _NAN = "the image contains NaN or infinite values; replace them first"
-#: Pixels (times channels) of the sample the stain colours are estimated from.
-STAIN_SAMPLES = 600_000
 #: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
 INTENSITY_SIGMA = 1.0
 #: Gaussian sigma (px) of the intensity the **classes** labels are assigned on. The mixture is
@@ -554,10 +552,7 @@ class DEMSegmenter:
             raise InputError(f"stain must be one of {', '.join(STAIN_CHOICES)}, got {self.stain!r}")
         if self.stain == "none":
             return None
-        layout = _layout(image, axes, rgb)
-        if layout.channels != 3:
-            return None
-        return brightfield_stain(intensity_sample(image, layout, STAIN_SAMPLES), layout)
+        return find_stain(image, _layout(image, axes, rgb))
 
     def _rescale_if_large(self, image, axes, rgb, cancel) -> bool:
         """Refit on the image shrunk in Y and X (and in 3D mode along Z) when its objects are

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import Layout
+from .intensity import intensity_sample
+from .layout import Layout, parse_axes
 
 #: The ``stain`` settings (:class:`.segmenter.DEMSegmenter`, the CLI's ``--stain``): look for
 #: a brightfield stain, or never.
@@ -49,6 +50,8 @@ ANGLE_PERCENTILE = 1.0
 MIN_STAIN_ANGLE = 10.0
 #: Stained pixels the colours are estimated from, at most.
 MAX_POINTS = 200_000
+#: Pixels (times channels) of the strided sample of the image the test and the colours use.
+SAMPLES = 600_000
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,24 @@ def optical_density(rgb: np.ndarray, white: np.ndarray) -> np.ndarray:
     white = np.asarray(white, dtype=np.float32)
     ratio = np.clip(rgb / white, 1.0 / 256, 1.0)
     return -np.log(ratio)
+
+
+def find_stain(image, layout: Layout) -> Stain | None:
+    """:func:`brightfield_stain` of a strided sample of ``image`` (any array; bounded reads)."""
+    if layout.channels != 3:
+        return None
+    return brightfield_stain(intensity_sample(image, layout, SAMPLES), layout)
+
+
+def read_stained(image, layout: Layout, stain: str = "auto"):
+    """``(image, layout)`` as the segmenter and the training read them: for ``stain="auto"`` and
+    a stained slide, its haematoxylin as a lazy :class:`StainView` with the layout of the labels
+    (no C); else as given."""
+    found = find_stain(image, layout) if stain == "auto" else None
+    if found is None:
+        return image, layout
+    view = StainView(image, layout, found)
+    return view, parse_axes(layout.label_axes, view.shape, False)
 
 
 def brightfield_stain(sample: np.ndarray, layout: Layout) -> Stain | None:

@@ -25,6 +25,7 @@ from .layout import parse_axes
 from .model import DEMModel, resolve_device
 from .progress import Cancelled, CancelToken
 from .segment import choose_mode, validate_image
+from .stains import read_stained
 
 
 @dataclass
@@ -69,10 +70,15 @@ class TrainHistory:
         return [s.losses[key] for s in self.steps]
 
 
-def training_units(image, axes: str | None, ndim: int, rgb: bool | None = None) -> list[np.ndarray]:
-    """Normalised float32 arrays ``(C, *spatial)`` (one per slice in 2D, per frame in 3D)."""
+def training_units(
+    image, axes: str | None, ndim: int, rgb: bool | None = None, stain: str = "auto"
+) -> list[np.ndarray]:
+    """Normalised float32 arrays ``(C, *spatial)`` (one per slice in 2D, per frame in 3D).
+
+    A stained slide is read as the segmenter reads it at the same ``stain`` setting (its
+    haematoxylin, :func:`.stains.read_stained`), so a model is tuned on what it will see."""
     validate_image(image)
-    layout = parse_axes(axes, image.shape, rgb)
+    image, layout = read_stained(image, parse_axes(axes, image.shape, rgb), stain)
     mode = choose_mode(layout, f"{ndim}d", None)
     lo, hi = normalization(image, layout)
     arr = np.asarray(image, dtype=np.float32)

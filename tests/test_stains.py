@@ -130,3 +130,15 @@ def test_fine_tuning_reads_a_stained_slide_as_the_segmenter_does():
     assert np.corrcoef(unit[0].ravel(), h.ravel())[0, 1] < -0.95  # the stain, dark where it is
     (plain,) = training_units(rgb, "YXC", 2, stain="none")
     assert plain.shape == (3, *h.shape)
+
+
+def test_a_lazy_stained_slide_gives_the_labels_of_the_array():
+    """dask (read block by block through the view) gives the labels of numpy."""
+    da = pytest.importorskip("dask.array")
+    from napari_dem.api import segment_image
+
+    rgb, _ = he_glands((256, 256), seed=9981)
+    eager = segment_image(rgb, "YXC", device="cpu", tile_size=128)
+    lazy = segment_image(da.from_array(rgb, chunks=(64, 64, 3)), "YXC", device="cpu", tile_size=128)
+    assert READ_NOTE in lazy.semantic.decision.summary()
+    np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)

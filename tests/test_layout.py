@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from napari_dem.core.layout import AxesError, guess_axes, parse_axes
+from napari_dem.core.layout import AxesError, guess_axes, image_index, parse_axes
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,12 @@ def test_parse_axes_errors(axes, shape, message) -> None:
 def test_six_dimensions_need_explicit_axes() -> None:
     with pytest.raises(AxesError, match="cannot guess"):
         parse_axes(None, (2, 2, 2, 2, 8, 8))
+
+
+def test_image_index_reads_the_channels_whole_and_says_which_axes_stay():
+    layout = parse_axes("TYXC", (2, 5, 6, 3), None)
+    assert image_index(layout, (1, slice(0, 3))) == ((1, slice(0, 3), slice(None), slice(None)), "YXC")
+    assert image_index(layout, (Ellipsis, 4)) == ((slice(None), slice(None), 4, slice(None)), "TYC")
+    assert image_index(layout, np.int64(0)) == ((np.int64(0), slice(None), slice(None), slice(None)), "YXC")
+    cyx = parse_axes("CYX", (3, 5, 6), None)
+    assert image_index(cyx, ()) == ((slice(None), slice(None), slice(None)), "CYX")

@@ -54,6 +54,9 @@ EXTRA_CLUSTER_TOLERANCE = 0.0005
 #: ... and unless its objects keep less than this share of the objects' area: the extra
 #: cluster took the dim objects into the background (nuclei at two brightness levels).
 EXTRA_CLUSTER_KEEP = 0.5
+#: ... and unless its objects grow by more than this factor: the extra cluster took in a region
+#: the objects lie in (an epithelium's stained cytoplasm around its nuclei), not dim objects
+#: (where it was taken on the panel, its development seeds and the family cases: at most 1.30).
 EXTRA_CLUSTER_GROWTH = 1.5
 #: Components of the latent mixtures in which a field of one intensity level is searched for a
 #: few objects too few to make a mode of their own (:func:`_lone_objects`), in this order.

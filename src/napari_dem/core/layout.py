@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 from .errors import InputError
 
@@ -52,6 +53,25 @@ class Layout:
     def canonical_order(self) -> tuple[int, ...]:
         """Permutation that brings the present axes into T Z C Y X order."""
         return tuple(self.axes.index(a) for a in CANONICAL if a in self.axes)
+
+
+def image_index(layout: Layout, index) -> tuple[tuple, str]:
+    """(the index of the image, the axes its block keeps) for ``index`` into the image's labels
+    (its axes without C): the channels are read whole. What lets a view of an image be indexed
+    like its labels, reading only the block asked for."""
+    index = list(index) if isinstance(index, tuple) else [index]
+    if any(i is Ellipsis for i in index):
+        at = index.index(Ellipsis)
+        index[at : at + 1] = [slice(None)] * (len(layout.label_axes) - len(index) + 1)
+    index += [slice(None)] * (len(layout.label_axes) - len(index))
+    read, kept = [], ""
+    labels = iter(index)
+    for a in layout.axes:
+        i = slice(None) if a == "C" else next(labels)
+        read.append(i)
+        if not isinstance(i, Integral):  # an integer drops its axis (numpy's too)
+            kept += a
+    return tuple(read), kept
 
 
 def guess_axes(shape: Sequence[int], rgb: bool | None = None) -> str:

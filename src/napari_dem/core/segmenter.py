@@ -42,7 +42,7 @@ from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
 from .intensity import distinct_values, joint_sample, percentile_range
-from .layout import Layout, parse_axes
+from .layout import Layout, image_index, parse_axes
 from .model import (
     DEMModel,
     ModelFileError,
@@ -156,16 +156,8 @@ class GreyView:
         self.shape = layout.label_shape
 
     def __getitem__(self, index) -> np.ndarray:
-        index = list(index) if isinstance(index, tuple) else [index]
-        index += [slice(None)] * (len(self.shape) - len(index))
-        read, kept = [], []  # the image's index, and the axes the block keeps
-        labels = iter(index)
-        for a in self.layout.axes:
-            i = slice(None) if a == "C" else next(labels)
-            read.append(i)
-            if not isinstance(i, int | np.integer):
-                kept.append(a)
-        block = np.asarray(self.image[tuple(read)], dtype=np.float32)
+        read, kept = image_index(self.layout, index)
+        block = np.asarray(self.image[read], dtype=np.float32)
         if "C" not in kept:
             return (block - self.lo[0]) * self.scale[0]
         block = np.moveaxis(block, kept.index("C"), 0)
@@ -517,8 +509,8 @@ class DEMSegmenter:
         return self
 
     def _read_as(self, image, axes, rgb, fitting: bool = False):
-        """``(image, axes, rgb)`` as the segmenter reads them: a stained slide's haematoxylin
-        amount (a lazy :class:`.stains.StainView`, the axes without C) when the fit found a
+        """``(image, axes, rgb)`` as the segmenter reads them: a stained slide's haematoxylin as
+        a grey image (a lazy :class:`.stains.StainView`, the axes without C) when the fit found a
         brightfield stain (``fitting``: look for one now, on the first image), else as given.
         A list of images (with one axes string, or one each) is read image by image."""
         many = isinstance(image, list | tuple)
@@ -547,7 +539,7 @@ class DEMSegmenter:
         return read[0], read_axes[0], False
 
     def _find_stain(self, image, axes, rgb) -> Stain | None:
-        """:func:`.stains.brightfield_stain` of ``image`` when :attr:`stain` is ``"auto"``."""
+        """:func:`.stains.find_stain` of ``image`` when :attr:`stain` is ``"auto"``, else None."""
         if self.stain not in STAIN_CHOICES:
             raise InputError(f"stain must be one of {', '.join(STAIN_CHOICES)}, got {self.stain!r}")
         if self.stain == "none":

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .intensity import intensity_sample
-from .layout import Layout, parse_axes
+from .layout import Layout, image_index, parse_axes
 
 #: The ``stain`` settings (:class:`.segmenter.DEMSegmenter`, the CLI's ``--stain``): look for
 #: a brightfield stain, or never.
@@ -132,6 +132,7 @@ def stain_colours(od: np.ndarray) -> np.ndarray | None:
     if math.degrees(high - low) < MIN_STAIN_ANGLE:
         return None
     colours = np.stack([plane @ [math.cos(a), math.sin(a)] for a in (low, high)])
+    # an extreme direction may dip a hair below zero in one channel: densities are not negative
     colours = np.abs(colours) / np.linalg.norm(colours, axis=1, keepdims=True)
     red_share = colours[:, 0] / colours.sum(1)
     return colours[np.argsort(-red_share)]
@@ -151,25 +152,8 @@ class StainView:
         self.dtype = np.dtype(np.float32)
 
     def __getitem__(self, index) -> np.ndarray:
-        index = list(index) if isinstance(index, tuple) else [index]
-        if any(i is Ellipsis for i in index):
-            at = index.index(Ellipsis)
-            index[at : at + 1] = [slice(None)] * (self.ndim - len(index) + 1)
-        index += [slice(None)] * (self.ndim - len(index))
-        read, kept = [], 0  # the image's index, and the axes before C that the block keeps
-        labels = iter(index)
-        c_axis = 0
-        for a in self.layout.axes:
-            if a == "C":
-                read.append(slice(None))
-                c_axis = kept
-                kept += 1
-                continue
-            i = next(labels)
-            read.append(i)
-            if not isinstance(i, int | np.integer):
-                kept += 1
-        return -self.stain.amount(np.asarray(self.image[tuple(read)]), axis=c_axis)
+        read, kept = image_index(self.layout, index)
+        return -self.stain.amount(np.asarray(self.image[read]), axis=kept.index("C"))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[()]

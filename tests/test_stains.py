@@ -9,10 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from napari_dem.core.intensity import intensity_sample
 from napari_dem.core.layout import parse_axes
 from napari_dem.core.metrics import instance_f1
-from napari_dem.core.stains import READ_NOTE, StainView, brightfield_stain, stain_colours
+from napari_dem.core.stains import READ_NOTE, StainView, find_stain, stain_colours
 from napari_dem.data.families import EOSIN_OD, HAEMATOXYLIN_OD, he_glands, stain_rgb
 from napari_dem.data.synthetic import synthetic_nuclei
 
@@ -32,7 +31,7 @@ def _he(seed: int = 0, shape=(96, 96)) -> tuple[np.ndarray, np.ndarray]:
 
 def _stain(image: np.ndarray, axes: str = "YXC"):
     layout = parse_axes(axes, image.shape, None)
-    return brightfield_stain(intensity_sample(image, layout), layout), layout
+    return find_stain(image, layout), layout
 
 
 def test_stain_colours_are_the_painted_ones_haematoxylin_first():
@@ -142,3 +141,18 @@ def test_a_lazy_stained_slide_gives_the_labels_of_the_array():
     lazy = segment_image(da.from_array(rgb, chunks=(64, 64, 3)), "YXC", device="cpu", tile_size=128)
     assert READ_NOTE in lazy.semantic.decision.summary()
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
+
+
+def test_an_opaque_rgba_export_is_read_as_its_rgb():
+    """A slide saved as RGBA (a PNG export, alpha 255 everywhere) gives the labels of its RGB;
+    a fourth channel that varies is no alpha, and no stain is read."""
+    from napari_dem.api import segment_image
+
+    rgb, _ = he_glands((256, 256), seed=9981)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=-1)
+    plain = segment_image(rgb, "YXC", device="cpu")
+    with_alpha = segment_image(rgba, "YXC", device="cpu")
+    assert READ_NOTE in with_alpha.semantic.decision.summary()
+    np.testing.assert_array_equal(with_alpha.labels, plain.labels)
+    rgba[..., 3] = rgb[..., 0]
+    assert _stain(rgba)[0] is None

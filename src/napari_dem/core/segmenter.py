@@ -527,7 +527,7 @@ class DEMSegmenter:
                 read_axes.append(ax)
                 continue
             layout = _layout(im, ax, rgb)
-            if layout.channels != 3:
+            if layout.channels not in (3, 4):
                 raise InputError(
                     "the segmenter reads an RGB stain (it was fitted on one); "
                     f"this image has {layout.channels} channel(s)"

@@ -12,8 +12,8 @@ haematoxylin is the one of the two that absorbs red the most (blue-purple: the n
 counterstain of H&E and of haematoxylin-DAB IHC), and its amount per pixel is what the
 segmenter reads (negated, so that the nuclei stay dark, as on the slide).
 
-Only images that look like a slide under transmitted light are read so: three channels, most
-of the field lit (:data:`LIT_MEDIAN`), and two stain colours apart by
+Only images that look like a slide under transmitted light are read so: three channels (or
+RGBA with an opaque alpha), most of the field lit (:data:`LIT_MEDIAN`), and two stain colours apart by
 :data:`MIN_STAIN_ANGLE`. Fluorescence composites (coloured signal on black) and grey images
 stored as RGB keep the channel mean. The light is taken neutral, as bright as the brightest
 channel: a crop inside tissue has no glass to measure it on (the panel's H&E case: its
@@ -63,8 +63,9 @@ class Stain:
     colours: np.ndarray  #: (2, 3) unit OD vectors of the two stains, the one read first
 
     def amount(self, rgb: np.ndarray, axis: int = -1) -> np.ndarray:
-        """float32 amount of the stain per pixel of ``rgb`` (channels along ``axis``)."""
-        rgb = np.moveaxis(np.asarray(rgb, dtype=np.float32), axis, -1)
+        """float32 amount of the stain per pixel of ``rgb`` (channels along ``axis``; a fourth,
+        an opaque alpha, is left out)."""
+        rgb = np.moveaxis(np.asarray(rgb, dtype=np.float32), axis, -1)[..., :3]
         return (optical_density(rgb, self.white) @ self.weights.astype(np.float32)).astype(np.float32)
 
 
@@ -77,10 +78,16 @@ def optical_density(rgb: np.ndarray, white: np.ndarray) -> np.ndarray:
 
 
 def find_stain(image, layout: Layout) -> Stain | None:
-    """:func:`brightfield_stain` of a strided sample of ``image`` (any array; bounded reads)."""
-    if layout.channels != 3:
+    """:func:`brightfield_stain` of a strided sample of ``image`` (any array; bounded reads).
+    RGBA whose alpha is opaque everywhere (a PNG export of a slide) is read as its RGB."""
+    if layout.channels not in (3, 4):
         return None
-    return brightfield_stain(intensity_sample(image, layout, SAMPLES), layout)
+    sample = intensity_sample(image, layout, SAMPLES)
+    if layout.channels == 4:
+        if np.ptp(sample[3]) > 0:  # a fourth channel that varies is not an opaque alpha
+            return None
+        sample = sample[:3]
+    return brightfield_stain(sample)
 
 
 def read_stained(image, layout: Layout, stain: str = "auto"):
@@ -94,11 +101,11 @@ def read_stained(image, layout: Layout, stain: str = "auto"):
     return view, parse_axes(layout.label_axes, view.shape, False)
 
 
-def brightfield_stain(sample: np.ndarray, layout: Layout) -> Stain | None:
-    """The haematoxylin reading of an image whose ``(C, n)`` intensity ``sample`` (from
+def brightfield_stain(sample: np.ndarray) -> Stain | None:
+    """The haematoxylin reading of an image whose ``(3, n)`` RGB intensity ``sample`` (from
     :func:`.intensity.intensity_sample`) looks like a stained slide under transmitted light,
     else None (see the module's docstring for the tests)."""
-    if layout.channels != 3 or sample.shape[0] != 3 or sample.shape[1] < 16:
+    if sample.shape[0] != 3 or sample.shape[1] < 16:
         return None
     x = np.asarray(sample, dtype=np.float64).T  # (n, 3)
     if x.min() < 0:

@@ -518,7 +518,7 @@ class DEMSegmenter:
         axes_list = list(axes) if isinstance(axes, list | tuple) else [axes] * len(images)
         if fitting:
             self.stain_ = self._find_stain(images[0], axes_list[0], rgb) if images else None
-        if getattr(self, "stain_", None) is None:
+        if self.stain_ is None:
             return image, axes, rgb
         read, read_axes = [], []
         for im, ax in zip(images, axes_list, strict=True):
@@ -720,7 +720,7 @@ class DEMSegmenter:
             spacing=stride, max_k=self._n_distinct,
             textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
         )  # fmt: skip
-        if getattr(self, "stain_", None) is not None:
+        if self.stain_ is not None:
             reason = f"{self.decision_.reason}; {READ_NOTE}"
             self.decision_ = dataclasses.replace(self.decision_, reason=reason)
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
@@ -924,7 +924,7 @@ class DEMSegmenter:
         """``method`` (:meth:`_predict_at_scale` or :meth:`predict_proba`, called with their positional
         arguments) on the image shrunk to the fitted scale (``image`` as read: :meth:`_read_as`)."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
-        kept = self.zoom_, self.zoom_z_, getattr(self, "stain_", None)
+        kept = self.zoom_, self.zoom_z_, self.stain_
         self.zoom_, self.zoom_z_, self.stain_ = 1.0, 1.0, None  # the shrunk copy is read already
         try:
             return method(small, layout.axes, None, rgb, progress, cancel)
@@ -1219,7 +1219,7 @@ class DEMSegmenter:
             "decision": dataclasses.asdict(self.decision_),
             "zoom": self.zoom_,
             "zoom_z": self.zoom_z_,
-            "stain": _stain_state(getattr(self, "stain_", None)),
+            "stain": _stain_state(self.stain_),
         }
         p = self.params_.detach().to("cpu")
         payload = {

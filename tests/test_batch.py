@@ -89,9 +89,11 @@ def test_lazy_stack_is_never_materialised(tmp_path: Path, tiny_model, model_file
     lazy = _CountingArray(stack)
     settings = BatchSettings(n_clusters=3, axes="TYX", model=model_file, device="cpu", tile_size=128)
     out = segment_to_zarr(lazy, tmp_path / "lazy_labels.zarr", settings)
-    # One strided normalisation sample (capped by the core at 2 M values, here 1/8 of the
+    # Each frame's brightness probed (a strided sample and a central crop: core/frames.py),
+    # one strided normalisation sample (capped by the core at 2 M values, here 1/8 of the
     # stack), then tiles with their halo: never a whole frame, let alone the stack.
-    sample, *tiles = lazy.reads
+    probes, (sample, *tiles) = lazy.reads[: 2 * n], lazy.reads[2 * n :]
+    assert max(probes) <= side * side // 4
     assert sample <= stack.size // 8
     assert len(tiles) >= n * 4 and max(tiles) < side * side
     labels, _ = read_image(out)

@@ -269,7 +269,9 @@ def test_bad_choices_are_one_line_errors(tmp_path: Path, args, message, capsys) 
     assert not (tmp_path / "o.tif").exists()
 
 
-@pytest.mark.parametrize("args", [["--task", "tissue"], ["--clusters", "many"], ["--stain", "eosin"]])
+@pytest.mark.parametrize(
+    "args", [["--task", "tissue"], ["--clusters", "many"], ["--stain", "eosin"], ["--frames", "bleach"]]
+)
 def test_bad_option_values_are_refused_by_the_parser(tmp_path: Path, args, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["segment", "x.tif", "-o", str(tmp_path / "o.tif"), *args])

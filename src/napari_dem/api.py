@@ -54,6 +54,7 @@ def segment_image(
     objects: str | int | Sequence[int] | None = None,
     background: str | int | Sequence[int] | None = None,
     stain: str = "auto",
+    frames: str = "auto",
     instances: bool = False,
     model: DEMModel | str | os.PathLike[str] | None = None,
     mode: str = "auto",
@@ -78,7 +79,9 @@ def segment_image(
     overrides the choice; ``background`` says the same from the other side). Classes:
     ``1..K`` by increasing intensity. ``stain="auto"`` reads an RGB image of a stained slide
     (H&E, IHC) by its haematoxylin, the nuclear stain (``"none"``: by its channels' mean;
-    :mod:`.core.stains`). ``instances=True`` splits the objects (for classes:
+    :mod:`.core.stains`). ``frames="auto"`` brings the frames of a time-lapse (axes with T) to one
+    brightness when it differs, as in photobleaching (``"none"``: read as they are;
+    :mod:`.core.frames`). ``instances=True`` splits the objects (for classes:
     every class but the darkest) into separate objects (distance-transform watershed
     scaled to the object size; ``min_distance``/``smooth`` override; objects under a quarter of
     a typical one dropped, ``min_size`` pixels when given), connected across Z
@@ -95,7 +98,7 @@ def segment_image(
     semantic = semantic_labels(
         image, axes, segmenter=segmenter, rgb=rgb, out=out, progress=progress, cancel=cancel,
         model=model, n_clusters=n_clusters, mode=mode, device=device, seed=seed, tile_size=tile_size,
-        task=task, objects=objects, background=background, stain=stain,
+        task=task, objects=objects, background=background, stain=stain, frames=frames,
     )  # fmt: skip
     if not instances:
         return SegmentOutput(semantic.labels, semantic.axes, semantic, False)

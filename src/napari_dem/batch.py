@@ -48,6 +48,7 @@ class BatchSettings:
     objects: str | int | None = None  #: None: chosen by the fit
     background: str | int | None = None  #: the complement of ``objects``; give one of them
     stain: str = "auto"  #: "auto": a stained slide (H&E, IHC) is read by its haematoxylin; "none"
+    frames: str = "auto"  #: "auto": a time-lapse's frames brought to one brightness; "none"
     model: str | None = None
     mode: str = "auto"
     device: str = "auto"
@@ -69,6 +70,7 @@ class BatchSettings:
             "objects": self.objects,
             "background": self.background,
             "stain": self.stain,
+            "frames": self.frames,
             "mode": self.mode,
             "device": self.device,
             "seed": self.seed,
@@ -342,6 +344,7 @@ def _segmenter_settings(settings: BatchSettings) -> dict[str, object]:
         "objects": settings.objects,
         "background": settings.background,
         "stain": settings.stain,
+        "frames": settings.frames,
     }
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from .core.decide import TASKS
 from .core.errors import InputError
+from .core.frames import FRAME_CHOICES
 from .core.stains import STAIN_CHOICES
 
 EXIT_BAD_INPUT = 2
@@ -157,6 +158,13 @@ def _add_segment_parser(sub) -> None:
         choices=STAIN_CHOICES,
         help="auto (default): an RGB image of a stained slide (H&E, IHC) is read by its haematoxylin, "
         "the nuclear stain; none: by the mean of its channels, as any image",
+    )
+    seg.add_argument(
+        "--frames",
+        default="auto",
+        choices=FRAME_CHOICES,
+        help="auto (default): the frames of a time-lapse (axes with T) whose brightness differs "
+        "(photobleaching, a reporter turning on) are brought to one brightness; none: read as they are",
     )
     seg.add_argument(
         "--instances",
@@ -444,6 +452,7 @@ def _settings_from_args(args: argparse.Namespace):
         objects=args.objects,
         background=args.background,
         stain=args.stain,
+        frames=args.frames,
         model=args.model,
         mode=args.mode,
         device=args.device,
@@ -556,6 +565,7 @@ def _fitted_segmenter(args: argparse.Namespace):
         objects=args.objects,
         background=args.background,
         stain=args.stain,
+        frames=args.frames,
     )
     progress = None if args.quiet else StderrProgress("fit: ")
     segmenter.fit([d for d, _, _ in loaded], [a for _, a, _ in loaded], progress=progress)

@@ -31,19 +31,27 @@ def to_grey(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float64)
 
 
-def intensity_sample(image, layout: Layout, max_samples: int = 2_000_000) -> np.ndarray:
-    """A strided subsample of the whole array as float64 ``(C, n)``: cheap and bounded on dask/zarr."""
+def intensity_sample(
+    image, layout: Layout, max_samples: int = 2_000_000, at: dict[str, int] | None = None
+) -> np.ndarray:
+    """A strided subsample of the whole array as float64 ``(C, n)``: cheap and bounded on dask/zarr.
+
+    ``at``: axes held at one index (``{"T": 3}``: the fourth frame only)."""
+    at = at or {}
     # Stride the non-channel axes only: striding C too dropped channels (and a later
     # reshape then failed) on any multichannel image above ~2 Mpx.
-    sizes = [s for a, s in zip(layout.axes, layout.shape, strict=True) if a != "C"]
+    sizes = [s for a, s in zip(layout.axes, layout.shape, strict=True) if a != "C" and a not in at]
     step = max(1, math.ceil((math.prod(sizes) * layout.channels / max_samples) ** (1 / len(sizes))))
-    index = tuple(slice(None) if a == "C" else slice(None, None, step) for a in layout.axes)
+    index = tuple(
+        at[a] if a in at else slice(None) if a == "C" else slice(None, None, step) for a in layout.axes
+    )
     sample = np.asarray(image[index], dtype=np.float64)
     if not np.isfinite(sample).all():
         raise InputError("the image contains NaN or infinite values; replace them first")
-    c_axis = layout.axes.index("C") if "C" in layout.axes else None
-    if c_axis is None:
+    kept = [a for a in layout.axes if a not in at]
+    if "C" not in kept:
         return sample.reshape(1, -1)
+    c_axis = kept.index("C")
     return np.moveaxis(sample, c_axis, 0).reshape(sample.shape[c_axis], -1)
 
 

@@ -134,6 +134,7 @@ def segment(
     objects=None,
     background=None,
     stain: str = "auto",
+    frames: str = "auto",
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
@@ -163,6 +164,7 @@ def segment(
         objects=objects,
         background=background,
         stain=stain,
+        frames=frames,
     )
     labels = segmenter.fit_predict(
         image,

@@ -41,6 +41,7 @@ from .edges import HALO as EDGE_HALO
 from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
+from .frames import FRAME_CHOICES, FrameView, read_frames
 from .intensity import distinct_values, joint_sample, percentile_range
 from .layout import Layout, image_index, parse_axes
 from .model import (
@@ -86,6 +87,12 @@ INTENSITY_SIGMA = 1.0
 #: class phantoms 0.973 / 0.975 (3 classes), 0.957 / 0.934 (5), MRI-like 0.993 / 0.960; on the
 #: development seeds 0.971 / 0.971, 0.952 / 0.928, 0.997 / 0.974 (raw intensity: 0.87-0.98).
 CLASSES_SIGMA = 0.5
+
+#: The objects-or-classes rule looks at one unit (slice, frame) of the first image: the middle
+#: one, unless the spread (standard deviation) of its sampled intensity is under this share of
+#: the most varied unit's. An empty frame in the middle of a time-lapse made the rule read the
+#: whole movie as classes (no objects in any frame; :meth:`DEMSegmenter._grid`).
+PICTURE_SPREAD = 0.5
 
 #: Side (px) of the central crop the texture rule looks at (:meth:`DEMSegmenter._texture_probe`).
 TEXTURE_PROBE = 512
@@ -445,6 +452,9 @@ class DEMSegmenter:
     ``stain="auto"``: an RGB image of a stained slide under transmitted light (H&E, IHC) is
     read by its haematoxylin, the nuclear stain (:mod:`.stains`; :attr:`stain_` holds how, and
     every later image is read the same way); ``"none"``: by its channels' mean, as any image.
+    ``frames="auto"``: the frames of a time-lapse (axes with T) whose brightness differs
+    (photobleaching, a reporter turning on) are brought to one brightness before the fit
+    (:mod:`.frames`), each image by its own frames; ``"none"``: read as they are.
     :meth:`predict` gives the task's labels: objects 0 = background, 1 = objects; classes
     1..K by intensity (texture classes: from smooth to rough).
     """
@@ -463,9 +473,11 @@ class DEMSegmenter:
         objects: str | int | Sequence[int] | None = None,
         background: str | int | Sequence[int] | None = None,
         stain: str = "auto",
+        frames: str = "auto",
     ) -> None:
         self.model = model
         self.stain = stain
+        self.frames = frames
         self.task = task
         self.objects = objects
         self.background = background
@@ -511,32 +523,44 @@ class DEMSegmenter:
     def _read_as(self, image, axes, rgb, fitting: bool = False):
         """``(image, axes, rgb)`` as the segmenter reads them: a stained slide's haematoxylin as
         a grey image (a lazy :class:`.stains.StainView`, the axes without C) when the fit found a
-        brightfield stain (``fitting``: look for one now, on the first image), else as given.
-        A list of images (with one axes string, or one each) is read image by image."""
+        brightfield stain (``fitting``: look for one now, on the first image), and the frames of
+        a time-lapse brought to one brightness (a lazy :class:`.frames.FrameView`, when
+        :attr:`frames` is ``"auto"`` and they differ); else as given. A list of images (with one
+        axes string, or one each) is read image by image."""
         many = isinstance(image, list | tuple)
         images = list(image) if many else [image]
         axes_list = list(axes) if isinstance(axes, list | tuple) else [axes] * len(images)
+        if self.frames not in FRAME_CHOICES:
+            raise InputError(f"frames must be one of {', '.join(FRAME_CHOICES)}, got {self.frames!r}")
         if fitting:
             self.stain_ = self._find_stain(images[0], axes_list[0], rgb) if images else None
-        if self.stain_ is None:
-            return image, axes, rgb
-        read, read_axes = [], []
-        for im, ax in zip(images, axes_list, strict=True):
-            if isinstance(im, StainView):  # read already (a public method called by another)
+            self._frame_match = None
+        read, read_axes, read_rgb = [], [], rgb
+        for n, (im, ax) in enumerate(zip(images, axes_list, strict=True)):
+            if isinstance(im, FrameView):  # read already (a public method called by another)
                 read.append(im)
                 read_axes.append(ax)
                 continue
-            layout = _layout(im, ax, rgb)
-            if layout.channels not in (3, 4):
-                raise InputError(
-                    "the segmenter reads an RGB stain (it was fitted on one); "
-                    f"this image has {layout.channels} channel(s)"
-                )
-            read.append(StainView(im, layout, self.stain_))
-            read_axes.append(layout.label_axes)
+            if self.stain_ is not None and not isinstance(im, StainView):
+                layout = _layout(im, ax, rgb)
+                if layout.channels not in (3, 4):
+                    raise InputError(
+                        "the segmenter reads an RGB stain (it was fitted on one); "
+                        f"this image has {layout.channels} channel(s)"
+                    )
+                im, ax = StainView(im, layout, self.stain_), layout.label_axes
+            if self.stain_ is not None:
+                read_rgb = False
+            im, match = read_frames(im, _layout(im, ax, read_rgb), self.frames)
+            if fitting and n == 0:
+                self._frame_match = match
+            read.append(im)
+            read_axes.append(ax)
+        if all(r is i for r, i in zip(read, images, strict=True)):
+            return image, axes, rgb
         if many:
-            return read, read_axes, False
-        return read[0], read_axes[0], False
+            return read, read_axes, read_rgb
+        return read[0], read_axes[0], read_rgb
 
     def _find_stain(self, image, axes, rgb) -> Stain | None:
         """:func:`.stains.find_stain` of ``image`` when :attr:`stain` is ``"auto"``, else None."""
@@ -551,7 +575,8 @@ class DEMSegmenter:
         much larger than the model's context (:mod:`.rescale`); only for one image held in
         memory, unguided."""
         self.zoom_, self.zoom_z_ = 1.0, 1.0
-        if not isinstance(image, np.ndarray) or self.scribbles_ is not None:
+        in_memory = isinstance(image, np.ndarray) or (isinstance(image, FrameView) and image.in_memory)
+        if not in_memory or self.scribbles_ is not None:
             return False
         d = self.decision_
         factor = zoom_for(d.object_radius, self.mode_)
@@ -569,7 +594,7 @@ class DEMSegmenter:
         factor_z = zoom_for(d.object_radius_z, self.mode_) if self.mode_ == "3d" else 1.0
         if factor_z < 1.0:
             factor_z = min(1.0, max(factor_z, side / layout.size("Z")))
-        small = shrink(image, layout.axes, factor, factor_z)
+        small = shrink(np.asarray(image), layout.axes, factor, factor_z)
         self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
         if self.decision_.task != "objects":
             self._classes_at_full_resolution(image, layout.axes, rgb, cancel, factor)
@@ -714,14 +739,17 @@ class DEMSegmenter:
 
         stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
         self.decision_ = decide(
-            intensity, labels_of("latent"), self._grid(sources[0], stride),
+            intensity, labels_of("latent"), self._grid(sources[0], stride, intensity),
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
             refining=prior is not None, seed=self.seed, extra_cluster=self.mode_ == "2d",
             spacing=stride, max_k=self._n_distinct,
             textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
         )  # fmt: skip
-        if self.stain_ is not None:
-            reason = f"{self.decision_.reason}; {READ_NOTE}"
+        notes = [READ_NOTE] if self.stain_ is not None else []
+        if getattr(self, "_frame_match", None) is not None:
+            notes.append(self._frame_match.note())
+        if notes:
+            reason = "; ".join([self.decision_.reason, *notes])
             self.decision_ = dataclasses.replace(self.decision_, reason=reason)
         self.n_clusters_, self.features_ = self.decision_.n_clusters, self.decision_.features
         self._check_distinct(self.n_clusters_)
@@ -739,12 +767,17 @@ class DEMSegmenter:
             )
 
     @staticmethod
-    def _grid(source: _Source, stride: int) -> Callable[[np.ndarray], np.ndarray]:
-        """Turns per-point values of the sample into the image of the middle unit of the first
-        image, on the sampling grid: the picture the objects-or-classes rule looks at."""
+    def _grid(source: _Source, stride: int, intensity: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+        """Turns per-point values of the sample into the image of one unit of the first image, on
+        the sampling grid: the picture the objects-or-classes rule looks at. That unit is the
+        middle one, or the one whose ``intensity`` (the sample's, grid points first and in unit
+        order) varies most when the middle one varies under :data:`PICTURE_SPREAD` of it."""
         shape = tuple(len(range(stride // 2, n, stride)) for n in source.spatial)
-        per_unit = math.prod(shape)
-        u = len(source.units) // 2
+        per_unit, n_units = math.prod(shape), len(source.units)
+        spread = intensity[: n_units * per_unit].reshape(n_units, per_unit).std(1)
+        u = n_units // 2
+        if n_units > 1 and spread[u] < PICTURE_SPREAD * spread.max():
+            u = int(spread.argmax())
 
         def grid(labels: np.ndarray) -> np.ndarray:
             return labels[u * per_unit : (u + 1) * per_unit].reshape(shape)
@@ -924,12 +957,13 @@ class DEMSegmenter:
         """``method`` (:meth:`_predict_at_scale` or :meth:`predict_proba`, called with their positional
         arguments) on the image shrunk to the fitted scale (``image`` as read: :meth:`_read_as`)."""
         small = shrink(np.asarray(image), layout.axes, self.zoom_, self.zoom_z_)
-        kept = self.zoom_, self.zoom_z_, self.stain_
-        self.zoom_, self.zoom_z_, self.stain_ = 1.0, 1.0, None  # the shrunk copy is read already
+        kept = self.zoom_, self.zoom_z_, self.stain_, self.frames
+        # the shrunk copy is read already
+        self.zoom_, self.zoom_z_, self.stain_, self.frames = 1.0, 1.0, None, "none"
         try:
             return method(small, layout.axes, None, rgb, progress, cancel)
         finally:
-            self.zoom_, self.zoom_z_, self.stain_ = kept
+            self.zoom_, self.zoom_z_, self.stain_, self.frames = kept
 
     def grey(self, image, axes: str | None = None, rgb: bool | None = None) -> GreyView:
         """The image's intensity as the objects steps read it, in the labels' shape and axes:
@@ -1207,7 +1241,7 @@ class DEMSegmenter:
         self._check_fitted()
         settings = {
             "seed": int(self.seed), "em_steps": self.em_steps, "max_samples": int(self.max_samples),
-            "stain": self.stain,
+            "stain": self.stain, "frames": self.frames,
         }  # fmt: skip
         fitted = {
             "mode": self.mode_,

@@ -20,6 +20,7 @@ import torch
 
 from .._compat import block_triton_if_gl_loaded
 from .errors import InputError
+from .frames import read_frames
 from .intensity import normalization
 from .layout import parse_axes
 from .model import DEMModel, resolve_device
@@ -71,14 +72,17 @@ class TrainHistory:
 
 
 def training_units(
-    image, axes: str | None, ndim: int, rgb: bool | None = None, stain: str = "auto"
+    image, axes: str | None, ndim: int, rgb: bool | None = None, stain: str = "auto", frames: str = "auto"
 ) -> list[np.ndarray]:
     """Normalised float32 arrays ``(C, *spatial)`` (one per slice in 2D, per frame in 3D).
 
     A stained slide is read as the segmenter reads it at the same ``stain`` setting (its
-    haematoxylin, :func:`.stains.read_stained`), so a model is tuned on what it will see."""
+    haematoxylin, :func:`.stains.read_stained`), and a time-lapse's frames brought to one
+    brightness as at ``frames`` (:func:`.frames.read_frames`), so a model is tuned on what it
+    will see."""
     validate_image(image)
     image, layout = read_stained(image, parse_axes(axes, image.shape, rgb), stain)
+    image, _ = read_frames(image, layout, frames)
     mode = choose_mode(layout, f"{ndim}d", None)
     lo, hi = normalization(image, layout)
     arr = np.asarray(image, dtype=np.float32)

@@ -1,8 +1,8 @@
 """Time-lapses whose brightness changes from frame to frame: photobleaching, a reporter turning
-on, an empty frame. DEM fits one mixture to the whole movie (so that ids agree across frames);
-this measures each frame's F1@0.5 at default settings against the same movie read as it is
-(``frames="none"``), each frame segmented on its own, and Otsu on each frame (sigma 1, the same
-size-adaptive watershed; no oracle).
+on, an empty or a black (dropped) frame. DEM fits one mixture to the whole movie (so that ids
+agree across frames); this measures each frame's F1@0.5 at default settings against the same
+movie read as it is (``frames="none"``), each frame segmented on its own, and Otsu on each frame
+(sigma 1, the same size-adaptive watershed; no oracle).
 
 Generated movies (8 frames of 256x256, 4 of 24x96x96 for the 3D one) from
 :func:`napari_dem.data.families.objects_image`, seeds 9600-9699, which no training or tuning
@@ -38,10 +38,16 @@ def _levels(last: float, n: int = FRAMES) -> list[float]:
 
 
 def movie(
-    seed: int, levels, shape=(256, 256), empty: int | None = None, read_noise: float = 0.0
+    seed: int,
+    levels,
+    shape=(256, 256),
+    empty: int | None = None,
+    read_noise: float = 0.0,
+    black: int | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(TYX or TZYX float32 movie, per-frame instance truth): frame t is a fresh field of nuclei
-    scaled by ``levels[t]``; frame ``empty`` is background only (the first frame's, redrawn)."""
+    scaled by ``levels[t]``; frame ``empty`` is background only (the first frame's, redrawn);
+    frame ``black`` is all zeros (a dropped frame)."""
     rng = np.random.default_rng(seed)
     frames, truths = [], []
     for t, level in enumerate(levels):
@@ -50,6 +56,8 @@ def movie(
             bg = frames[0][truths[0] == 0] if frames else img[truth == 0]
             img, truth = rng.normal(bg.mean(), bg.std(), shape), np.zeros_like(truth)
         frame = img * level + (rng.normal(0, read_noise, shape) if read_noise else 0)
+        if t == black:
+            frame, truth = np.zeros(shape), np.zeros_like(truth)
         frames.append(frame.astype(np.float32))
         truths.append(truth)
     return np.stack(frames), truths
@@ -63,6 +71,7 @@ def movies():
     yield "reporter turning on from 15 %", *movie(SEED + 40, _levels(0.15)[::-1]), "TYX"
     yield "steady, frame 4 empty", *movie(SEED + 50, [1.0] * FRAMES, empty=4), "TYX"
     yield "bleaching to 30 %, frame 4 empty", *movie(SEED + 60, _levels(0.3), empty=4), "TYX"
+    yield "steady, frame 4 black (dropped)", *movie(SEED + 80, [1.0] * FRAMES, black=4), "TYX"
     yield "3D: bleaching to 40 %", *movie(SEED + 70, _levels(0.4, 4), shape=(24, 96, 96)), "TZYX"
 
 
@@ -77,6 +86,14 @@ def summary(scores: list[float]) -> str:
 def dem_f1s(stack: np.ndarray, axes: str, truths, **kwargs) -> list[float]:
     """Frame F1 of DEM on ``stack`` with instances and ``kwargs``."""
     return f1s(segment_image(stack, axes, device="cpu", instances=True, **kwargs).labels, truths)
+
+
+def frame_alone(frame: np.ndarray, axes: str) -> np.ndarray:
+    """DEM's instances of one frame on its own; none for a constant frame (which DEM refuses as
+    "nothing to segment")."""
+    if np.ptp(frame) == 0:
+        return np.zeros(frame.shape, dtype=np.int32)
+    return segment_image(frame, axes, device="cpu", instances=True).labels
 
 
 HEADER = [
@@ -100,10 +117,7 @@ def main() -> None:
         default = f1s(out.labels, truths)
         raw = summary(dem_f1s(stack, axes, truths, frames="none")) if has_frames else ""
         pairs = list(zip(stack, truths, strict=True))
-        alone = [
-            instance_f1(segment_image(f, axes[1:], device="cpu", instances=True).labels, tr)
-            for f, tr in pairs
-        ]
+        alone = [instance_f1(frame_alone(f, axes[1:]), tr) for f, tr in pairs]
         otsu = [instance_f1(watershed(otsu_smoothed_fg(f), f), tr) for f, tr in pairs]
         d = out.semantic.decision
         per_frame = " ".join(f"{v:.2f}" for v in default)

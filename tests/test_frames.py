@@ -22,16 +22,16 @@ from napari_dem.data.families import objects_image
 SHAPE = (128, 128)
 
 
-def _movie(levels, seed: int = 40) -> tuple[np.ndarray, list[np.ndarray]]:
+def _movie(levels, seed: int = 40, shape=SHAPE) -> tuple[np.ndarray, list[np.ndarray]]:
     """Frames of nuclei (TYX float32) scaled by ``levels``; a level of None is an empty frame
     (the first frame's background, drawn again)."""
     frames, truths = [], []
     for t, level in enumerate(levels):
-        img, truth = objects_image(SHAPE, seed=seed + t)
+        img, truth = objects_image(shape, seed=seed + t)
         if level is None:
             rng = np.random.default_rng(seed + 100 + t)
             bg = frames[0][truths[0] == 0] if frames else img[truth == 0]
-            img, truth = rng.normal(bg.mean(), bg.std(), SHAPE).astype(np.float32), np.zeros_like(truth)
+            img, truth = rng.normal(bg.mean(), bg.std(), shape).astype(np.float32), np.zeros_like(truth)
         else:
             img = img * level
         frames.append(img.astype(np.float32))
@@ -168,3 +168,19 @@ def test_the_cli_brings_a_bleaching_movie_to_one_brightness_unless_told_not_to(t
         found[setting] = ("brought to one brightness" in err, _f1s(tifffile.imread(out), truths)[-1])
     assert found["auto"][0] and not found["none"][0]
     assert found["auto"][1] > 0.85 and found["auto"][1] > found["none"][1] + 0.1, found
+
+
+def test_a_black_dropped_frame_stays_out_of_the_fit(monkeypatch):
+    from napari_dem.core import segmenter
+
+    movie, truths = _movie([1.0] * 8, shape=(256, 256), seed=70)
+    movie[0], truths[0] = 0.0, np.zeros_like(truths[0])  # the shutter opened late
+
+    def mean_f1() -> float:
+        out = segment_image(movie, "TYX", device="cpu", instances=True)
+        assert out.semantic.decision.task == "objects" and out.labels[0].max() == 0
+        return float(np.mean(_f1s(out.labels, truths)[1:]))
+
+    left_out = mean_f1()
+    monkeypatch.setattr(segmenter, "BLANK_SPREAD", 0.0)  # the black frame joins the fit
+    assert left_out > mean_f1() + 0.02

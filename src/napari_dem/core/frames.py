@@ -63,10 +63,12 @@ class FrameMatch:
         )
 
 
-def noise_sd(block: np.ndarray) -> float:
+def noise_sd(block: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Standard deviation of pixel noise from the differences of horizontal neighbours (median
-    absolute deviation, so that edges of objects do not count): 0 for noise-free data."""
-    d = np.diff(np.asarray(block, dtype=np.float64), axis=-1).ravel()
+    absolute deviation, so that edges of objects do not count): 0 for noise-free data.
+    ``valid`` (``block``'s shape): only pairs of neighbours both valid count."""
+    d = np.diff(np.asarray(block, dtype=np.float64), axis=-1)
+    d = d.ravel() if valid is None else d[valid[..., 1:] & valid[..., :-1]]
     if not len(d):
         return 0.0
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))

@@ -56,6 +56,7 @@ from .model import (
     save_torch_file,
 )
 from .networks import gaussian_kernel1d
+from .padding import fill_padding, find_padding
 from .parallel import n_workers, thread_map
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .refine import SIDE_HALO, fill_small_holes, side_intensity, side_sums, surround_rings, wrong_side
@@ -533,11 +534,14 @@ class DEMSegmenter:
         a grey image (a lazy :class:`.stains.StainView`, the axes without C) when the fit found a
         brightfield stain (``fitting``: look for one now, on the first image), and the frames of
         a time-lapse brought to one brightness (a lazy :class:`.frames.FrameView`, when
-        :attr:`frames` is ``"auto"`` and they differ); else as given. A list of images (with one
-        axes string, or one each) is read image by image."""
+        :attr:`frames` is ``"auto"`` and they differ); padding around an image in memory filled
+        in as background (:mod:`.padding`; its mask, for one image, in ``_padding`` until the
+        next read); else as given. A list of images (with one axes string, or one each) is read
+        image by image."""
         many = isinstance(image, list | tuple)
         images = list(image) if many else [image]
         axes_list = list(axes) if isinstance(axes, list | tuple) else [axes] * len(images)
+        self._padding = None
         if self.frames not in FRAME_CHOICES:
             raise InputError(f"frames must be one of {', '.join(FRAME_CHOICES)}, got {self.frames!r}")
         if fitting:
@@ -549,6 +553,10 @@ class DEMSegmenter:
                 read.append(im)
                 read_axes.append(ax)
                 continue
+            padding = find_padding(im, _layout(im, ax, rgb))
+            if padding is not None:
+                im = fill_padding(im, _layout(im, ax, rgb), padding)
+            self._padding = padding
             if self.stain_ is not None and not isinstance(im, StainView):
                 layout = _layout(im, ax, rgb)
                 if layout.channels not in (3, 4):
@@ -962,11 +970,14 @@ class DEMSegmenter:
         """
         self._check_fitted()
         image, axes, rgb = self._read_as(image, axes, rgb)
+        padding = self._padding
         if self._rescaled:
-            return self._predict_rescaled(image, axes, out, rgb, progress, cancel)
+            return self._outside_is_background(
+                self._predict_rescaled(image, axes, out, rgb, progress, cancel), padding
+            )
         source, labels = self._predict_at_scale(image, axes, out, rgb, progress, cancel)
         self._finish_objects(source, labels, cancel)
-        return labels
+        return self._outside_is_background(labels, padding)
 
     def _predict_at_scale(self, image, axes, out, rgb, progress, cancel) -> tuple[_Source, np.ndarray]:
         """Labels at the scale of the fit, outlines re-drawn, holes not yet filled."""
@@ -1059,6 +1070,7 @@ class DEMSegmenter:
             raise InputError("fit_predict takes one image; fit on several, then predict each")
         steps = _Steps(progress, 2)
         image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
+        padding = self._padding
         layout = _layout(image, axes, rgb)
         if out is not None and tuple(out.shape) != layout.label_shape:
             raise InputError(f"out has shape {tuple(out.shape)}, expected {layout.label_shape}")
@@ -1066,11 +1078,23 @@ class DEMSegmenter:
             image, layout.axes, scribbles, rgb, steps, cancel, keep_cache=True, previous=previous
         )
         if self._rescale_if_large(image, layout.axes, rgb, cancel):
-            return self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
+            labels = self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)
+            return self._outside_is_background(labels, padding)
         labels = self._label_array(out, layout)
         self._assign(source, self._write_labels(labels, self.scribbles_), steps, cancel, cache)
         self._refine_edges(source, labels, cancel)
         self._finish_objects(source, labels, cancel)
+        return self._outside_is_background(labels, padding)
+
+    def _outside_is_background(self, labels, padding: np.ndarray | None):
+        """``labels`` with the image's padding (:mod:`.padding`) made background, for objects."""
+        if padding is not None and self.decision_.task == "objects":
+            if isinstance(labels, np.ndarray):
+                labels[padding] = 0
+            else:  # a zarr array or a memmap: the image (and so the mask) is in memory anyway
+                block = np.asarray(labels[...])
+                block[padding] = 0
+                labels[...] = block
         return labels
 
     def _check_fitted(self) -> None:

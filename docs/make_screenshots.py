@@ -217,6 +217,24 @@ def fig_stain() -> None:
     viewer.close()
 
 
+def fig_padding() -> None:
+    """segment_padding.png: dark cells on a bright field inside a black round field of view, at
+    default settings: the cells outlined, the black corners left alone (they were a class)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_padding import SEED, round_view
+    from napari_dem.data.families import objects_image
+
+    viewer = _viewer()
+    image, _ = objects_image((384, 384), polarity="dark", seed=SEED + 1)
+    padded = np.where(round_view(image.shape), image, 0).astype(np.float32)
+    labels = _segment_at_defaults(viewer, padded, "dark cells, round view", 0.9)
+    labels.contour = 2
+    _grab(viewer, "segment_padding.png")
+    viewer.close()
+
+
 def fig_timelapse() -> None:
     """timelapse.png and timelapse_frames.png: one mixture for the whole TYX stack."""
     from skimage import io as skio
@@ -434,6 +452,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "zstack_large": fig_zstack_large,
     "texture": fig_texture,
     "stain": fig_stain,
+    "padding": fig_padding,
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,
     "batch_layer": fig_batch_layer,

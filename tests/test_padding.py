@@ -88,6 +88,7 @@ def test_objects_in_a_black_round_view_are_found_and_the_corners_stay_background
     inside = np.where(view, truth, 0)
     alone = segment_image(img, "YX", device="cpu", instances=True).labels
     assert out.semantic.decision.task == "objects"
+    assert "padding around the image filled in as background" in out.semantic.decision.reason
     assert not out.labels[~view].any()
     assert instance_f1(out.labels, inside) > instance_f1(np.where(view, alone, 0), inside) - 0.05
 

@@ -124,3 +124,8 @@ def _mirror_sources(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mx = np.clip(2 * nx - xx, 0, mask.shape[1] - 1)
     inside = ~mask[my, mx]
     return np.where(inside, my, ny), np.where(inside, mx, nx)
+
+
+def padding_note(padding: np.ndarray) -> str:
+    """What the fit's decision says about the padding (:meth:`.decide.Decision.summary`)."""
+    return f"padding around the image filled in as background ({padding.mean():.0%} of it)"

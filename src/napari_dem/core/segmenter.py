@@ -56,7 +56,7 @@ from .model import (
     save_torch_file,
 )
 from .networks import gaussian_kernel1d
-from .padding import fill_padding, find_padding
+from .padding import fill_padding, find_padding, padding_note
 from .parallel import n_workers, thread_map
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .refine import SIDE_HALO, fill_small_holes, side_intensity, side_sums, surround_rings, wrong_side
@@ -572,6 +572,8 @@ class DEMSegmenter:
                 self._frame_match = match
             read.append(im)
             read_axes.append(ax)
+        if many:  # the mask is kept for one image only: predict takes one
+            self._padding = None
         if all(r is i for r, i in zip(read, images, strict=True)):
             return image, axes, rgb
         if many:
@@ -772,6 +774,8 @@ class DEMSegmenter:
         notes = [READ_NOTE] if self.stain_ is not None else []
         if getattr(self, "_frame_match", None) is not None:
             notes.append(self._frame_match.note())
+        if getattr(self, "_padding", None) is not None:
+            notes.append(padding_note(self._padding))
         if notes:
             reason = "; ".join([self.decision_.reason, *notes])
             self.decision_ = dataclasses.replace(self.decision_, reason=reason)

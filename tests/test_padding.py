@@ -103,3 +103,18 @@ def test_a_stained_slide_with_a_black_margin_is_read_as_without_it():
     alone = segment_image(rgb, "YXC", device="cpu", instances=True).labels
     alone[:, 170:] = 0
     assert instance_f1(out.labels, inside) > instance_f1(alone, inside) - 0.03
+
+
+def test_fine_tuning_reads_a_padded_image_as_the_segmenter_does():
+    from napari_dem.core.train import training_units
+
+    img, _ = objects_image((96, 96), polarity="dark", seed=4)
+    padded = img.copy()
+    padded[:, 64:] = 0
+    layout = parse_axes("YX", padded.shape)
+    mask = find_padding(padded, layout)
+    assert mask is not None
+    (unit,) = training_units(padded, "YX", 2)
+    (expected,) = training_units(fill_padding(padded, layout, mask), "YX", 2)
+    np.testing.assert_array_equal(unit, expected)
+    assert unit[0, :, 64:].std() > 0.1 * unit[0, :, :64].std()  # no flat black band to learn

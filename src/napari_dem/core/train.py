@@ -24,6 +24,7 @@ from .frames import read_frames
 from .intensity import normalization
 from .layout import parse_axes
 from .model import DEMModel, resolve_device
+from .padding import fill_padding, find_padding
 from .progress import Cancelled, CancelToken
 from .segment import choose_mode, validate_image
 from .stains import read_stained
@@ -77,11 +78,15 @@ def training_units(
     """Normalised float32 arrays ``(C, *spatial)`` (one per slice in 2D, per frame in 3D).
 
     A stained slide is read as the segmenter reads it at the same ``stain`` setting (its
-    haematoxylin, :func:`.stains.read_stained`), and a time-lapse's frames brought to one
-    brightness as at ``frames`` (:func:`.frames.read_frames`), so a model is tuned on what it
-    will see."""
+    haematoxylin, :func:`.stains.read_stained`), padding filled in (:mod:`.padding`), and a
+    time-lapse's frames brought to one brightness as at ``frames`` (:func:`.frames.read_frames`),
+    so a model is tuned on what it will see."""
     validate_image(image)
-    image, layout = read_stained(image, parse_axes(axes, image.shape, rgb), stain)
+    layout = parse_axes(axes, image.shape, rgb)
+    padding = find_padding(image, layout)
+    if padding is not None:
+        image = fill_padding(image, layout, padding)
+    image, layout = read_stained(image, layout, stain)
     image, _ = read_frames(image, layout, frames)
     mode = choose_mode(layout, f"{ndim}d", None)
     lo, hi = normalization(image, layout)

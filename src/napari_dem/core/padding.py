@@ -4,17 +4,18 @@ corners) filled in as background before the fit, and left out of the objects.
 Why: padding is one exact value (the data's minimum, or its maximum) over a large, solid
 region at the image's border. To the fit it is a class of its own, darker (or brighter)
 than anything in view: a brightfield field of dark cells inside a black round field of view,
-or with a third of it black from stitching, was read as classes (F1 0.00; 0.91 without the
-padding), and bright objects lost a little (0.93 -> 0.90). Filled with noise around the
-level of what borders it (the median of the pixels within :data:`RING` px, per channel, plus
-Gaussian noise of the image's own noise level), padding reads as one more stretch of
-background, and the objects task gives it 0 whatever the fit made of it.
+or with a third of it black from stitching, was read as classes (F1 0.00; 0.95-0.96 with this
+step, 0.97 without the padding; ``benchmarks/bench_padding.py``). Filled with the image in
+view mirrored across its edge (:func:`fill_padding`), padding reads as more of the image, and
+the objects task gives it 0 whatever the fit made of it.
 
 Only arrays in memory are looked at (the mask needs every pixel), plane by plane (each YX
 plane of a stack or a movie); scattered pixels at the minimum (a dim background clipped at
 zero) are not padding: the region must survive an opening by a :data:`SOLID` px square,
 touch the plane's border, and cover at least :data:`MIN_SHARE` of the plane; pixels at the
-same value connected to it then join it.
+same value connected to it then join it; and what borders it must stand :data:`MIN_STEP` of
+the data's range away from its value (an image's own background clipped at zero is edged by
+values just above it).
 """
 
 from __future__ import annotations

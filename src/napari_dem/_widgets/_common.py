@@ -317,14 +317,19 @@ class DemDockWidget(QWidget):
         raise NotImplementedError
 
     def _on_run_clicked(self) -> None:
-        """The Run button: Run, or Cancel while a job runs; the second click of a double click
-        is ignored (:meth:`debounced`), so it does not cancel the job the first one started."""
+        """The Run button: Run, or Cancel while a job runs (:meth:`_start_or_stop`)."""
+        self._start_or_stop(self.busy, self.cancel, self.run)
+
+    def _start_or_stop(self, running: bool, stop: Callable[[], object], start: Callable[[], object]) -> None:
+        """A button that starts a job and stops it while it runs: ``stop()`` when ``running``,
+        else ``start()``. The second click of a double click is ignored (:meth:`debounced`), so
+        it does not stop the job the first one started."""
         if self.debounced():
             return
-        if self.busy:
-            self.cancel()
+        if running:
+            stop()
         else:
-            self.run()
+            start()
 
     def _on_layer_removed(self, event) -> None:
         if self.busy and any(unwrap(event.value) is layer for layer in self._job_layers):

@@ -383,12 +383,7 @@ class FineTuneWidget(DemDockWidget):
 
     # ------------------------------------------------------------------ run
     def _on_start_clicked(self) -> None:
-        if self.debounced():
-            return
-        if self.running:
-            self.stop()
-        else:
-            self.start()
+        self._start_or_stop(self.running, self.stop, self.start)
 
     def start(self) -> Job | None:
         """Start fine-tuning (in the background unless ``run_synchronously``)."""

@@ -299,12 +299,7 @@ class RefineWidget(DemDockWidget):
         return scrib
 
     def _on_scribble_clicked(self) -> None:
-        if self.debounced():
-            return
-        if self.busy:
-            self.cancel_job()
-        else:
-            self.refine_with_scribbles()
+        self._start_or_stop(self.busy, self.cancel_job, self.refine_with_scribbles)
 
     def _scribble_plan(self) -> dict[str, Any]:
         """The labels, their record, source image and scribbles; ``ValueError`` with a user message."""

@@ -25,7 +25,7 @@ from numbers import Integral
 import numpy as np
 
 from .intensity import HIGH_PERCENTILE, LOW_PERCENTILE, intensity_sample
-from .layout import Layout
+from .layout import Layout, full_index
 
 #: The ``frames`` settings (:class:`.segmenter.DEMSegmenter`, the CLI's ``--frames``): bring the
 #: frames of a time-lapse to one brightness when they differ, or never.
@@ -160,7 +160,7 @@ class FrameView:
         return isinstance(self.image, np.ndarray)
 
     def __getitem__(self, index) -> np.ndarray:
-        index = _full_index(index, self.ndim)
+        index = full_index(index, self.ndim)
         block = np.asarray(self.image[index], dtype=np.float32)
         axes = self.layout.axes
         gain, shift = self.match.gain, self.match.shift  # (T, C)
@@ -181,12 +181,3 @@ class FrameView:
 
     def __len__(self) -> int:
         return self.shape[0]
-
-
-def _full_index(index, ndim: int) -> tuple:
-    """``index`` as a tuple of ``ndim`` integers and slices (an Ellipsis or a short index filled)."""
-    index = list(index) if isinstance(index, tuple) else [index]
-    if any(i is Ellipsis for i in index):
-        at = index.index(Ellipsis)
-        index[at : at + 1] = [slice(None)] * (ndim - len(index) + 1)
-    return tuple(index + [slice(None)] * (ndim - len(index)))

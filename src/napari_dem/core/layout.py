@@ -55,17 +55,22 @@ class Layout:
         return tuple(self.axes.index(a) for a in CANONICAL if a in self.axes)
 
 
+def full_index(index, ndim: int) -> tuple:
+    """``index`` into an array of ``ndim`` axes as a tuple of one entry per axis: an Ellipsis
+    expanded, missing trailing axes taken whole."""
+    index = list(index) if isinstance(index, tuple) else [index]
+    if any(i is Ellipsis for i in index):
+        at = index.index(Ellipsis)
+        index[at : at + 1] = [slice(None)] * (ndim - len(index) + 1)
+    return tuple(index + [slice(None)] * (ndim - len(index)))
+
+
 def image_index(layout: Layout, index) -> tuple[tuple, str]:
     """(the index of the image, the axes its block keeps) for ``index`` into the image's labels
     (its axes without C): the channels are read whole. What lets a view of an image be indexed
     like its labels, reading only the block asked for."""
-    index = list(index) if isinstance(index, tuple) else [index]
-    if any(i is Ellipsis for i in index):
-        at = index.index(Ellipsis)
-        index[at : at + 1] = [slice(None)] * (len(layout.label_axes) - len(index) + 1)
-    index += [slice(None)] * (len(layout.label_axes) - len(index))
     read, kept = [], ""
-    labels = iter(index)
+    labels = iter(full_index(index, len(layout.label_axes)))
     for a in layout.axes:
         i = slice(None) if a == "C" else next(labels)
         read.append(i)

@@ -100,6 +100,16 @@ def _plane_padding(extreme: np.ndarray) -> np.ndarray:
     return padding
 
 
+def read_padded(image, layout: Layout):
+    """``(image, mask)`` as the segmenter and the training read an image: its padding
+    (:func:`find_padding`) filled in (:func:`fill_padding`), and the padding's mask; ``(image,
+    None)`` when it has none."""
+    padding = find_padding(image, layout)
+    if padding is None:
+        return image, None
+    return fill_padding(image, layout, padding), padding
+
+
 def fill_padding(image: np.ndarray, layout: Layout, padding: np.ndarray) -> np.ndarray:
     """A copy of ``image`` (same dtype) whose ``padding`` pixels hold the image in view mirrored
     across the padding's edge: each takes the pixel as far inside the edge as it lies outside

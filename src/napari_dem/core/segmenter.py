@@ -56,7 +56,7 @@ from .model import (
     save_torch_file,
 )
 from .networks import gaussian_kernel1d
-from .padding import fill_padding, find_padding, padding_note
+from .padding import padding_note, read_padded
 from .parallel import n_workers, thread_map
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .refine import SIDE_HALO, fill_small_holes, side_intensity, side_sums, surround_rings, wrong_side
@@ -487,6 +487,9 @@ class DEMSegmenter:
         self.model = model
         self.stain = stain
         self.frames = frames
+        # what the last read found (:meth:`_read_as`): the padding's mask, the frames' match
+        self._padding: np.ndarray | None = None
+        self._frame_match = None
         self.task = task
         self.objects = objects
         self.background = background
@@ -553,12 +556,9 @@ class DEMSegmenter:
                 read.append(im)
                 read_axes.append(ax)
                 continue
-            padding = find_padding(im, _layout(im, ax, rgb))
-            if padding is not None:
-                im = fill_padding(im, _layout(im, ax, rgb), padding)
-            self._padding = padding
+            layout = _layout(im, ax, rgb)
+            im, self._padding = read_padded(im, layout)
             if self.stain_ is not None and not isinstance(im, StainView):
-                layout = _layout(im, ax, rgb)
                 if layout.channels not in (3, 4):
                     raise InputError(
                         "the segmenter reads an RGB stain (it was fitted on one); "
@@ -772,9 +772,9 @@ class DEMSegmenter:
             textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
         )  # fmt: skip
         notes = [READ_NOTE] if self.stain_ is not None else []
-        if getattr(self, "_frame_match", None) is not None:
+        if self._frame_match is not None:
             notes.append(self._frame_match.note())
-        if getattr(self, "_padding", None) is not None:
+        if self._padding is not None:
             notes.append(padding_note(self._padding))
         if notes:
             reason = "; ".join([self.decision_.reason, *notes])

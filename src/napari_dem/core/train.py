@@ -24,7 +24,7 @@ from .frames import read_frames
 from .intensity import normalization
 from .layout import parse_axes
 from .model import DEMModel, resolve_device
-from .padding import fill_padding, find_padding
+from .padding import read_padded
 from .progress import Cancelled, CancelToken
 from .segment import choose_mode, validate_image
 from .stains import read_stained
@@ -83,9 +83,7 @@ def training_units(
     so a model is tuned on what it will see."""
     validate_image(image)
     layout = parse_axes(axes, image.shape, rgb)
-    padding = find_padding(image, layout)
-    if padding is not None:
-        image = fill_padding(image, layout, padding)
+    image, _ = read_padded(image, layout)
     image, layout = read_stained(image, layout, stain)
     image, _ = read_frames(image, layout, frames)
     mode = choose_mode(layout, f"{ndim}d", None)

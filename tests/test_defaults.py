@@ -189,6 +189,31 @@ def test_large_objects_are_segmented_at_the_model_scale() -> None:
     assert foreground_iou(objects, seg.predict(img, "YX") == 1) > 0.9
 
 
+def test_objects_40_to_60_px_across_are_shrunk_to_the_model_scale() -> None:
+    """Dark discs 40-60 px across (radius 20-30, estimated 13): under twice the model's radius,
+    they were segmented at full size, where the model sees part of each (F1 0.33, fg IoU 0.54);
+    above 1.2 times it they are shrunk (benchmarks/bench_sizes.py)."""
+    img, truth = objects_image((224, 224), radius=(20.0, 30.0), polarity="dark", seed=9511)
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert d.task == "objects" and d.objects[0] == 1 and 0.5 < d.zoom < 0.8
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.92  # measured 0.948
+    assert instance_f1(out.labels, truth) > 0.9  # measured 0.933
+
+
+def test_objects_read_at_full_size_stay_objects_at_the_model_scale() -> None:
+    """Six dark discs 50-80 px across: at full size they read as dark objects; shrunk, the
+    three-cluster reading failed the rule that tells tissue classes (the objects must be
+    smaller than every background region) and the field came out as two classes (F1 0.00,
+    fg IoU 0.08). Their polarity is known by then, and their islands are compact discs."""
+    img, truth = objects_image((224, 224), radius=(25.0, 40.0), polarity="dark", seed=9523)
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert d.task == "objects" and d.objects[0] == 1 and d.zoom < 0.6
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.95  # measured 0.980
+    assert instance_f1(out.labels, truth) == 1.0
+
+
 def test_classes_found_at_the_model_scale_are_drawn_at_full_resolution() -> None:
     """Two tissue classes in large regions: at full size their islands pass for large objects,
     so the fit shrank the image (0.44x) and there read them as three classes, drawn on the

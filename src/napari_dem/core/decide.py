@@ -81,6 +81,8 @@ INTERIOR_SOLIDITY = 0.9
 #: islands of solidity 0.92-0.96 on one dominant class); nuclei at two brightness levels
 #: make 54-60. With two clusters the objects reading is the classes partition itself.
 INTENSITY_MIN_ISLANDS = 20
+#: Least background share of a reading taken as objects of a known polarity (:func:`_known_objects`).
+KNOWN_MIN_BACKGROUND = 0.5
 #: What the mixture is fitted on: the DEM latents, the denoised intensity alone, or the texture
 #: features of :mod:`.texture`.
 FEATURES = ("latent", "intensity", "texture")
@@ -195,6 +197,7 @@ def decide(
     textures: Callable[[int], int] | None = None,
     plain: Callable[[int], np.ndarray] | None = None,
     count: Callable[[], int] | None = None,
+    polarity: str | None = None,
 ) -> Decision:
     """Run the rules of this module; ``fit`` fits a latent mixture and returns the points' labels,
     ``plain`` the same on the denoised intensity alone (None: no such reading), ``grid`` turns
@@ -204,7 +207,11 @@ def decide(
     ``textures(intensity modes)``: how many texture classes the image holds by the rule of
     :mod:`.texture` (1: not read as textures); None where the fit cannot read textures.
     ``count()``: the intensity's modes (:func:`.select.count_modes` of ``intensity`` when None;
-    a caller that also needs their cuts counts them once)."""
+    a caller that also needs their cuts counts them once). ``polarity`` (``"bright"`` or
+    ``"dark"``): the objects' polarity when it is known already, in a refit at the model's
+    scale of objects read at full size (:meth:`.segmenter.DEMSegmenter._rescale_if_large`):
+    only readings of that polarity are taken, and a compact one is taken even where the rules
+    for an image seen afresh would read classes (:func:`_known_objects`)."""
     from .select import MAX_AUTO_K, MIN_CONTRAST, choose_k_of, choose_task, contrast_to_noise, count_modes
 
     task = check_task(task)
@@ -239,7 +246,7 @@ def decide(
     def reading(labels: np.ndarray, n: int) -> TaskChoice:
         """:func:`.select.choose_task` on ``labels``; with the task auto, objects that stand
         out less than :data:`.select.MIN_CONTRAST` noise levels are noise: no objects."""
-        choice = choose_task(labels, n)
+        choice = choose_task(labels, n, polarity=polarity)
         if task == "auto" and choice.task == "objects":
             contrast = contrast_to_noise(size.image, np.isin(labels, choice.objects), spacing)
             if contrast < MIN_CONTRAST:
@@ -270,6 +277,8 @@ def decide(
                 k, "objects", on_intensity.objects, "intensity", k_chosen, reason, radius,
                 object_radius_z=radius_z,
             )  # fmt: skip
+    if task == "auto" and first.task == "classes" and polarity is not None:
+        first = _known_objects(grid(fit(k)), k, polarity) or first
     if task == "auto" and first.task == "classes" and k_chosen and modes == 1:
         lone = _lone_objects(fit, grid, size, spacing, max_k)
         if lone is not None:
@@ -292,6 +301,32 @@ def decide(
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")
     return Decision(k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z)
+
+
+def _known_objects(labels: np.ndarray, n_clusters: int, polarity: str) -> TaskChoice | None:
+    """The most compact reading of ``labels`` with objects of ``polarity``, when objects of
+    that polarity are known to be there (read at full size), or None.
+
+    Why: shrunk to the model's scale, a field of a few large objects can fail the rules for
+    an image seen afresh that tell tissue classes from objects: with three clusters the
+    objects must be smaller than every background region (:data:`.select.SIZE_RATIO`), and
+    between five to fifteen objects 40-80 px across, shrunk to 20 px, the background's
+    regions are no larger (``benchmarks/bench_sizes.py``: 3 of 24 fields of such objects
+    were read as classes, F1 0.00-0.80). Taken when its islands are as compact as clean
+    discs (:data:`INTERIOR_SOLIDITY`), at least :data:`.select.MIN_OBJECTS`, no piece is a
+    sea and the objects are the minority: regions of a two-class phantom that passed for
+    objects at full size have a sea at the model's scale, or cover half the field."""
+    from .select import MIN_OBJECTS, choose_task
+
+    choice = choose_task(labels, n_clusters, force_objects=True, polarity=polarity)
+    if (
+        choice.solidity >= INTERIOR_SOLIDITY
+        and choice.n_islands >= MIN_OBJECTS
+        and not choice.sea
+        and choice.background_fraction >= KNOWN_MIN_BACKGROUND
+    ):
+        return replace(choice, task="objects")
+    return None
 
 
 def _lone_objects(

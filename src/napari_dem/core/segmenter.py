@@ -613,7 +613,9 @@ class DEMSegmenter:
         if factor_z < 1.0:
             factor_z = min(1.0, max(factor_z, side / layout.size("Z")))
         small = shrink(np.asarray(image), layout.axes, factor, factor_z)
-        self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False)
+        # the objects' polarity was read at full size: the refit keeps it (:func:`.decide.decide`)
+        polarity = "dark" if 1 in d.objects else "bright"
+        self._fit(small, layout.axes, None, rgb, _Steps(None, 1), cancel, keep_cache=False, polarity=polarity)
         if self.decision_.task != "objects":
             self._classes_at_full_resolution(image, layout.axes, rgb, cancel, factor)
             return False
@@ -644,8 +646,19 @@ class DEMSegmenter:
         return getattr(self, "zoom_", 1.0) != 1.0 or getattr(self, "zoom_z_", 1.0) != 1.0
 
     def _fit(
-        self, images, axes, scribbles, rgb, steps: _Steps, cancel, keep_cache: bool, previous=None
+        self,
+        images,
+        axes,
+        scribbles,
+        rgb,
+        steps: _Steps,
+        cancel,
+        keep_cache: bool,
+        previous=None,
+        polarity: str | None = None,
     ) -> tuple[list[_Source], LatentCache | None]:
+        """Sample ``images``, decide and fit the mixture; ``polarity``: the objects' polarity
+        when known (:func:`.decide.decide`)."""
         images = list(images) if isinstance(images, list | tuple) else [images]
         if not images:
             raise InputError("no images to fit on")
@@ -692,7 +705,7 @@ class DEMSegmenter:
 
         self._decide_and_fit(
             x, intensity, clamp, prior if self._previous is not None else None, sources, picture, probe,
-            resample,
+            resample, polarity,
         )  # fmt: skip
         return sources, cache
 
@@ -718,13 +731,14 @@ class DEMSegmenter:
         picture: Callable[[np.ndarray], np.ndarray],
         probe: Callable[[int], int] | None = None,
         resample: Callable[[], torch.Tensor] | None = None,
+        polarity: str | None = None,
     ) -> None:
         """Decide K, the task and the objects (:func:`.decide.decide`), then keep the final mixture.
 
         ``picture(labels of the sample)``: the image the objects-or-classes rule looks at
         (:meth:`_picture_and_blanks`); ``probe(intensity modes)`` counts texture classes on a
         crop; ``resample()`` gives the texture features at the sample's points (a second pass,
-        only for texture classes)."""
+        only for texture classes); ``polarity``: the objects' polarity when known."""
         self._check_distinct(self.n_clusters_ or 2)
         guided = bool((clamp >= 0).any())
         em_steps = self.em_steps or self.model_.config.em_steps
@@ -769,7 +783,7 @@ class DEMSegmenter:
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
             refining=prior is not None, seed=self.seed, extra_cluster=self.mode_ == "2d",
             spacing=stride, max_k=self._n_distinct,
-            textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1,
+            textures=probe, plain=labels_of("intensity"), count=lambda: len(cuts()) + 1, polarity=polarity,
         )  # fmt: skip
         notes = [READ_NOTE] if self.stain_ is not None else []
         if self._frame_match is not None:

@@ -102,6 +102,7 @@ class Decision:
     zoom: float = 1.0  #: the image plane was shrunk by this factor for the fit (large objects)
     object_radius_z: float = 0.0  #: the objects' typical radius along Z (slices) in 3D mode, else 0
     zoom_z: float = 1.0  #: Z was shrunk by this factor for the fit (objects many slices deep)
+    solidity: float = 0.0  #: the objects' islands' mean solidity on the sampling grid (0: not measured)
 
     def summary(self) -> str:
         if self.task == "objects" and not self.objects:  # an empty field: K says nothing
@@ -275,7 +276,7 @@ def decide(
             reason = f"{on_intensity.describe()}, on the intensity"
             return Decision(
                 k, "objects", on_intensity.objects, "intensity", k_chosen, reason, radius,
-                object_radius_z=radius_z,
+                object_radius_z=radius_z, solidity=on_intensity.solidity,
             )  # fmt: skip
     if task == "auto" and first.task == "classes" and polarity is not None:
         first = _known_objects(grid(fit(k)), k, polarity) or first
@@ -300,7 +301,10 @@ def decide(
             k, final = k + 1, more
     reason = _reason(final, task)
     radius, radius_z = size(final.polarity == "bright")
-    return Decision(k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z)
+    return Decision(
+        k, "objects", final.objects, "latent", k_chosen, reason, radius, object_radius_z=radius_z,
+        solidity=final.solidity,
+    )  # fmt: skip
 
 
 def _known_objects(labels: np.ndarray, n_clusters: int, polarity: str) -> TaskChoice | None:
@@ -350,8 +354,9 @@ def _lone_objects(
             radius, radius_z = size(choice.polarity == "bright")
             reason = f"{choice.describe()}, too few for an intensity mode of their own"
             return Decision(
-                k, "objects", choice.objects, "latent", True, reason, radius, object_radius_z=radius_z
-            )
+                k, "objects", choice.objects, "latent", True, reason, radius, object_radius_z=radius_z,
+                solidity=choice.solidity,
+            )  # fmt: skip
     return None
 
 

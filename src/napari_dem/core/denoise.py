@@ -9,7 +9,7 @@ noise ratio is read without any segmentation: the spread of the image smoothed a
 0.1st to 99.9th percentile) over the pixel noise's standard deviation (:func:`.frames.noise_sd`,
 from neighbouring pixels, which edges barely move). Below :data:`SNR_BELOW`, and when the image
 holds structure beyond its noise at all (:data:`STRUCTURE_ABOVE`: noise alone, which is far
-below the bar, is left as it is), every YX plane of the image (each channel) is smoothed, by
+below the bar, is left as it is), the image (each channel, along Z, Y and X) is smoothed, by
 a Gaussian of a fifth of the objects' typical radius (:data:`SIGMA_PER_RADIUS`, within
 :data:`SIGMA_RANGE`): a wide blur erases spots 4-6 px
 across (F1 0.62 -> 0.25 at sigma 2) as it clears objects 20 px across. The radius is read on
@@ -128,12 +128,15 @@ def _radius(plane: np.ndarray) -> float:
 
 
 def read_denoised(image, layout: Layout) -> tuple[object, float]:
-    """``(image, sigma)``: ``image`` with every YX plane (each channel) smoothed by a Gaussian of
-    :func:`smoothing_sigma` (float32) when that is not 0, else ``(image, 0.0)``."""
+    """``(image, sigma)``: ``image`` smoothed along Z, Y and X (each channel, each frame on its
+    own) by a Gaussian of :func:`smoothing_sigma` (float32) when that is not 0, else ``(image,
+    0.0)``. Along Z too: in photon-starved 32x128x128 stacks of nuclei, smoothing the planes
+    alone left the noise between slices (F1 below Otsu's on 3 of 8, at most 0.10); with Z,
+    above it on 7 of 8 (the eighth was not smoothed)."""
     sigma = smoothing_sigma(image, layout)
     if sigma == 0:
         return image, 0.0
-    per_axis = [sigma if a in "YX" else 0.0 for a in layout.axes]
+    per_axis = [sigma if a in "ZYX" else 0.0 for a in layout.axes]
     return ndi.gaussian_filter(np.asarray(image, dtype=np.float32), per_axis), sigma
 
 

@@ -51,6 +51,18 @@ def test_objects_covering_more_than_half_the_image_are_objects() -> None:
     assert foreground_iou(out.labels == 1, truth > 0) > 0.8
 
 
+def test_dense_dark_objects_are_objects_not_two_textures() -> None:
+    """Dark objects over 60 % of a bright field: the intensity has one mode, and the texture
+    features tell the objects' edges from their insides, so the field was read as two textures
+    (F1 0.00). Objects that stand out of their surround in brightness are objects."""
+    img, truth = objects_image((256, 256), coverage=0.6, polarity="dark", seed=9996)
+    out = segment_image(img, "YX", device="cpu", instances=True)
+    d = out.semantic.decision
+    assert d.task == "objects" and d.objects[0] == 1 and "texture" not in d.reason
+    assert foreground_iou(out.labels > 0, truth > 0) > 0.85  # measured 0.884
+    assert instance_f1(out.labels, truth) > 0.7  # measured 0.796
+
+
 def test_dark_nucleoli_are_part_of_their_nucleus_and_a_lumen_is_not() -> None:
     """Objects come out solid (a dark pocket smaller than an object is filled, as each instance
     already was), while the lumen that a ring of touching nuclei encloses stays background."""

@@ -26,7 +26,9 @@ of :mod:`.select`; here they are put in order:
    0.5-0.8 on the latents, whose local-contrast front end erases region means).
    **Textures** (2D, :mod:`.texture`): when the intensity has one mode but regions of one mean
    differ in grain, the image is classes of textures, fitted on texture features (before
-   step 2; on two-class texture phantoms the reading of steps 2-3 scored a Dice of 0.35-0.57).
+   step 2; on two-class texture phantoms the reading of steps 2-3 scored a Dice of 0.35-0.57),
+   unless the latents' first reading finds objects that stand out of their surround in
+   brightness (dense dark cells, whose edges and insides the texture features tell apart).
 4. For objects, their typical radius from the flattened intensity (:class:`_SizeOf`): it
    scales the instance watershed and, when large, the image (:mod:`.rescale`).
 """
@@ -233,16 +235,6 @@ def decide(
         return Decision(
             k, "objects", ids, "latent", k_chosen, "objects (as given)", radius, object_radius_z=radius_z
         )
-    n_textures = textures(modes) if textures is not None and objects is None and task != "objects" else 1
-    if n_textures >= 2:
-        k = min(n_textures, max(2, max_k)) if k_chosen else k
-        reason = (
-            f"classes by texture ({n_textures} textures of one mean intensity"
-            f"{'' if task == 'auto' else ', classes as given'})"
-        )
-        return Decision(k, "classes", (), "texture", k_chosen, reason)
-    if task == "classes":
-        return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
 
     def reading(labels: np.ndarray, n: int) -> TaskChoice:
         """:func:`.select.choose_task` on ``labels``; with the task auto, objects that stand
@@ -254,7 +246,24 @@ def decide(
                 return replace(choice, task="classes", objects=(), polarity="", contrast=contrast)
         return choice
 
-    first = reading(grid(fit(k)), k)
+    first = None
+    n_textures = textures(modes) if textures is not None and objects is None and task != "objects" else 1
+    if n_textures >= 2 and task == "auto":
+        # Objects that stand out of their surround in brightness are objects, whatever their
+        # grain: dense dark cells (60 % of a bright field) made two "textures", their edges
+        # and their insides.
+        first = reading(grid(fit(k)), k)
+    if n_textures >= 2 and (first is None or first.task != "objects"):
+        k = min(n_textures, max(2, max_k)) if k_chosen else k
+        reason = (
+            f"classes by texture ({n_textures} textures of one mean intensity"
+            f"{'' if task == 'auto' else ', classes as given'})"
+        )
+        return Decision(k, "classes", (), "texture", k_chosen, reason)
+    if task == "classes":
+        return Decision(k, "classes", (), "intensity", k_chosen, "classes (as given)")
+
+    first = first or reading(grid(fit(k)), k)
     if task == "auto" and first.task == "classes" and k_chosen and k > 2:
         # Blurred edges between two levels add modes of their own on a clean image; if the
         # modes away from the edges are fewer and read clearly as objects, it is objects.

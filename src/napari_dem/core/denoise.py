@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .frames import noise_sd
+from .frames import central_crop, noise_sd
 from .layout import Layout
 
 #: Images whose signal spread (image smoothed at 1 px, between the percentiles
@@ -70,7 +70,7 @@ def smoothing_sigma(image, layout: Layout) -> float:
     it stands clear of its noise or is not in memory."""
     if not isinstance(image, np.ndarray) or image.dtype.kind not in "uif" or image.size == 0:
         return 0.0
-    plane = _middle_plane(image, layout)
+    plane = central_crop(image, layout, side=CROP).mean(0)  # channels averaged
     if min(plane.shape) < 4 * BAND[1] + 16:
         return 0.0
     noise = noise_sd(plane)
@@ -82,27 +82,6 @@ def smoothing_sigma(image, layout: Layout) -> float:
         return 0.0
     low, high = SIGMA_RANGE
     return float(np.clip(SIGMA_PER_RADIUS * _radius(plane), low, high))
-
-
-def _middle_plane(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """The central crop (:data:`CROP`) of the middle Z slice of the first frame, channels
-    averaged, as float64."""
-    index = []
-    for a, n in zip(layout.axes, image.shape, strict=True):
-        if a == "T":
-            index.append(0)
-        elif a == "Z":
-            index.append(n // 2)
-        elif a in "YX":
-            side = min(n, CROP)
-            index.append(slice((n - side) // 2, (n - side) // 2 + side))
-        else:
-            index.append(slice(None))
-    plane = np.asarray(image[tuple(index)], dtype=np.float64)
-    kept = [a for a in layout.axes if a in "CYX"]
-    if "C" in kept:
-        plane = plane.mean(axis=kept.index("C"))
-    return plane
 
 
 def _has_structure(plane: np.ndarray, noise: float) -> bool:

@@ -74,8 +74,9 @@ def noise_sd(block: np.ndarray, valid: np.ndarray | None = None) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
-def _noise_crop(image, layout: Layout, t: int) -> np.ndarray:
-    """``(C, y, x)``: the central crop of frame ``t`` (its middle Z slice), full resolution."""
+def central_crop(image, layout: Layout, t: int = 0, side: int = NOISE_CROP) -> np.ndarray:
+    """``(C, y, x)`` float64: the central ``side`` x ``side`` crop of frame ``t`` (its middle Z
+    slice), full resolution."""
     index, kept = [], []
     for a, n in zip(layout.axes, layout.shape, strict=True):
         if a == "T":
@@ -83,8 +84,8 @@ def _noise_crop(image, layout: Layout, t: int) -> np.ndarray:
         elif a == "Z":
             index.append(n // 2)
         elif a in "YX":
-            side = min(n, NOISE_CROP)
-            index.append(slice((n - side) // 2, (n - side) // 2 + side))
+            width = min(n, side)
+            index.append(slice((n - width) // 2, (n - width) // 2 + width))
             kept.append(a)
         else:
             index.append(slice(None))
@@ -108,7 +109,7 @@ def find_frame_match(image, layout: Layout) -> FrameMatch | None:
         sample = intensity_sample(image, layout, FRAME_SAMPLES, at={"T": int(t)})
         lo[i] = np.percentile(sample, LOW_PERCENTILE, axis=1)
         hi[i] = np.percentile(sample, HIGH_PERCENTILE, axis=1)
-        noise = np.array([noise_sd(c) for c in _noise_crop(image, layout, int(t))])
+        noise = np.array([noise_sd(c) for c in central_crop(image, layout, int(t))])
         ok[i] = (hi[i] > lo[i]) & (hi[i] - lo[i] >= SIGNAL_RATIO * noise)
     ok = ok.astype(bool)
     gain, shift = np.ones((n_frames, channels)), np.zeros((n_frames, channels))

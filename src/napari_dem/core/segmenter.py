@@ -528,15 +528,22 @@ class DEMSegmenter:
         instead of re-seeding every class (a stroke touching a dim rim once turned 72 % of
         the dim nuclei into the bright class).
         """
-        raw = image, axes, rgb
         self.denoise_ = False
-        image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
-        self._fit(
-            image, axes, scribbles, rgb, _Steps(progress, 1), cancel, keep_cache=False, previous=previous
-        )
-        self._rescale_if_large(image, axes, rgb, cancel)
-        self._fit_smoothed(*raw, cancel)
+        self._read_and_fit(image, axes, rgb, cancel, scribbles, _Steps(progress, 1), previous)
+        self._fit_smoothed(image, axes, rgb, cancel)
         return self
+
+    def _read_and_fit(
+        self, image, axes, rgb, cancel, scribbles=None, steps: _Steps | None = None, previous=None
+    ) -> None:
+        """Read ``image`` as the segmenter reads it now (:meth:`_read_as`, :attr:`denoise_`), fit
+        the mixture on it, and refit at the model's scale when its objects are large."""
+        read, read_axes, read_rgb = self._read_as(image, axes, rgb, fitting=True)
+        self._fit(
+            read, read_axes, scribbles, read_rgb, steps or _Steps(None, 1), cancel, keep_cache=False,
+            previous=previous,
+        )  # fmt: skip
+        self._rescale_if_large(read, read_axes, read_rgb, cancel)
 
     def _fit_smoothed(self, image, axes, rgb, cancel) -> bool:
         """Fit again on the image smoothed (:mod:`.denoise`) when it is very noisy and the fit just
@@ -557,16 +564,12 @@ class DEMSegmenter:
         ):
             return False
         self.denoise_ = True
-        read, read_axes, read_rgb = self._read_as(image, axes, rgb, fitting=True)
-        self._fit(read, read_axes, None, read_rgb, _Steps(None, 1), cancel, keep_cache=False)
-        self._rescale_if_large(read, read_axes, read_rgb, cancel)
+        self._read_and_fit(image, axes, rgb, cancel)
         smoothed = self.decision_
         if smoothed.task == "objects" and smoothed.objects and smoothed.solidity > first.solidity:
             return True
         self.denoise_ = False
-        read, read_axes, read_rgb = self._read_as(image, axes, rgb, fitting=True)
-        self._fit(read, read_axes, None, read_rgb, _Steps(None, 1), cancel, keep_cache=False)
-        self._rescale_if_large(read, read_axes, read_rgb, cancel)
+        self._read_and_fit(image, axes, rgb, cancel)
         return False
 
     def _read_as(self, image, axes, rgb, fitting: bool = False):
@@ -598,7 +601,8 @@ class DEMSegmenter:
             im, self._padding = read_padded(im, layout)
             if self.denoise_:
                 im, sigma = read_denoised(im, layout)
-                self._smoothed = sigma if n == 0 else self._smoothed
+                if n == 0:
+                    self._smoothed = sigma
             if self.stain_ is not None and not isinstance(im, StainView):
                 if layout.channels not in (3, 4):
                     raise InputError(
@@ -818,7 +822,7 @@ class DEMSegmenter:
 
             return labels
 
-        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+        stride = self._stride(sources)
         self.decision_ = decide(
             intensity, labels_of("latent"), picture,
             n_clusters=self.n_clusters_, task=self.task, objects=self._objects, guided=guided,
@@ -851,6 +855,10 @@ class DEMSegmenter:
                 f"it cannot be split into {n_clusters} clusters"
             )
 
+    def _stride(self, sources: list[_Source]) -> int:
+        """Pixels between the sampling grid's points for these sources (:func:`.tiles.grid_stride`)."""
+        return grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+
     def _picture_and_blanks(
         self, sources: list[_Source], intensity: torch.Tensor
     ) -> tuple[Callable[[np.ndarray], np.ndarray], torch.Tensor | None]:
@@ -862,7 +870,7 @@ class DEMSegmenter:
         unit is the middle one, or the most varied one (standard deviation of its points'
         intensity) when the middle one varies under :data:`PICTURE_SPREAD` of it. The points
         to fit on are all but those of blank units (:data:`BLANK_SPREAD`; None: all)."""
-        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+        stride = self._stride(sources)
         shapes = [tuple(len(range(stride // 2, n, stride)) for n in s.spatial) for s in sources]
         sizes = [math.prod(shape) for shape in shapes]
         spreads, start = [], 0
@@ -964,7 +972,7 @@ class DEMSegmenter:
         """Pass 1: latents (``latents=False``: none; ``textures=True``: the texture features in
         their place, for a texture fit), intensities, clamps and priors at the global grid
         points and the painted pixels."""
-        stride = grid_stride([(len(s.units), s.spatial) for s in sources], self.max_samples)
+        stride = self._stride(sources)
         bases = np.cumsum([0] + [len(s.units) * math.prod(s.spatial) for s in sources]).tolist()
         samples = _Samples()
         steps.begin(sum(s.n_tiles for s in sources))

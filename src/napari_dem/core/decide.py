@@ -301,9 +301,8 @@ def decide(
         return Decision(k, "classes", (), "intensity", k_chosen, first.describe())
     # When the first reading already is objects, it is the best one of its polarity.
     final = first if first.task == "objects" else choose_task(grid(fit(k)), k, force_objects=True)
-    polarity = final.polarity
     if k_chosen and extra_cluster and k < min(MAX_AUTO_K, max_k):
-        more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=polarity)
+        more = choose_task(grid(fit(k + 1)), k + 1, force_objects=True, polarity=final.polarity)
         area, more_area = 1 - final.background_fraction, 1 - more.background_fraction
         kept = EXTRA_CLUSTER_KEEP * area <= more_area <= EXTRA_CLUSTER_GROWTH * area
         if kept and not more.sea and more.solidity >= final.solidity - EXTRA_CLUSTER_TOLERANCE:

@@ -55,14 +55,16 @@ def intensity_sample(
     return np.moveaxis(sample, c_axis, 0).reshape(sample.shape[c_axis], -1)
 
 
-def percentile_range(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def percentile_range(sample: np.ndarray, top_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (1st, 99.8th) percentiles of a ``(C, n)`` sample, widened where they meet.
 
-    Percentiles keep a few hot pixels from squashing the contrast. A channel whose
-    percentiles coincide falls back to its min and max; a constant image is an error.
+    Percentiles keep a few hot pixels from squashing the contrast. ``top_share``: the
+    brightest share of the sample is left out first (the 99.8th percentile of the rest), so
+    that a few bright outliers, a saturated clump of debris, do not squash it either. A channel
+    whose percentiles coincide falls back to its min and max; a constant image is an error.
     """
     lo = np.percentile(sample, LOW_PERCENTILE, axis=1)
-    hi = np.percentile(sample, HIGH_PERCENTILE, axis=1)
+    hi = np.percentile(sample, HIGH_PERCENTILE * (1.0 - top_share), axis=1)
     flat = hi <= lo
     lo = np.where(flat, sample.min(1), lo)
     hi = np.where(flat, sample.max(1), hi)

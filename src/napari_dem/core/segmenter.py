@@ -81,6 +81,18 @@ from .tiles import Region, Unit, grid_points, grid_stride, tile_regions, units_o
 SEGMENTER_FORMAT = "napari-dem-segmenter"
 SEGMENTER_FORMAT_VERSION = 1
 _NAN = "the image contains NaN or infinite values; replace them first"
+#: The network and the mixture see normalised intensities clipped to this range: the range
+#: is the 1st to 99.8th percentile, so only outliers lie beyond it (hot pixels; a clump of
+#: debris left out of the range, :meth:`DEMSegmenter._fit_without_outliers`), and unclipped they
+#: dominated the latents' spread (debris at 4: the nuclei and their background fell into one
+#: component).
+NORMALISED_RANGE = (-0.5, 1.5)
+#: A first reading whose bright objects, or their brightest cluster, hold less than this share
+#: of the image is read again with the intensity range of the rest
+#: (:meth:`DEMSegmenter._fit_without_outliers`) ...
+OUTLIER_SHARE = 0.05
+#: ... and that reading is kept when its objects hold at least this many times the share.
+OUTLIER_GAIN = 1.3
 #: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
 INTENSITY_SIGMA = 1.0
 #: Gaussian sigma (px) of the intensity the **classes** labels are assigned on. The mixture is
@@ -196,7 +208,8 @@ class _Encoder:
         block = unit.read(read)
         if not np.isfinite(block).all():
             raise InputError(_NAN)
-        return (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
+        x = (torch.from_numpy(block).to(self.dev).unsqueeze(1) - self.lo) * self.scale  # (C, 1, *sp)
+        return x.clamp(*NORMALISED_RANGE)
 
     def grey(self, unit: Unit, read: tuple[slice, ...]) -> np.ndarray:
         """The block's normalised channel-mean intensity, unsmoothed, as numpy (object edges)."""
@@ -492,6 +505,7 @@ class DEMSegmenter:
         self._padding: np.ndarray | None = None
         self._smoothed = 0.0  # the sigma the last image read was smoothed by (:mod:`.denoise`)
         self.denoise_ = False  # fitted: very noisy images are smoothed when read (:meth:`_fit_smoothed`)
+        self.outliers_ = 0.0  # fitted: the brightest share left out of the intensity range
         self._frame_match = None
         self.task = task
         self.objects = objects
@@ -528,8 +542,9 @@ class DEMSegmenter:
         instead of re-seeding every class (a stroke touching a dim rim once turned 72 % of
         the dim nuclei into the bright class).
         """
-        self.denoise_ = False
+        self.denoise_, self.outliers_ = False, 0.0
         self._read_and_fit(image, axes, rgb, cancel, scribbles, _Steps(progress, 1), previous)
+        self._fit_without_outliers(image, axes, rgb, cancel)
         self._fit_smoothed(image, axes, rgb, cancel)
         return self
 
@@ -544,6 +559,56 @@ class DEMSegmenter:
             previous=previous,
         )  # fmt: skip
         self._rescale_if_large(read, read_axes, read_rgb, cancel)
+
+    def _fit_without_outliers(self, image, axes, rgb, cancel) -> bool:
+        """Fit again with the intensity range of the rest of the image when the fit just made
+        found bright objects that hold less than :data:`OUTLIER_SHARE` of it (or whose brightest
+        cluster does: the debris and the brightest nuclei can share one); keep that fit when
+        its objects, bright, as compact as clean discs, hold at least :data:`OUTLIER_GAIN` times
+        as much, else go back to the first. Returns whether the new fit was kept.
+
+        Why: a clump of debris or a few saturated cells far brighter than the nuclei take the
+        top of the range, the nuclei share a mode with their background, and the debris alone
+        were read as the objects (F1 0.00). Sparse objects read again stay what they were (the
+        rest is background: its bright noise makes no compact objects). One image, unguided,
+        its objects not named."""
+        first = self.decision_
+        if (
+            isinstance(image, list | tuple)
+            or self.scribbles_ is not None
+            or self._objects is not None
+            or first.task != "objects"
+            or not first.objects
+            or 1 in first.objects
+        ):
+            return False
+        share = self._object_share()
+        outliers = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), None)
+        if outliers is None:
+            return False
+        state = dict(self.__dict__)
+        self.outliers_ = outliers
+        self._read_and_fit(image, axes, rgb, cancel)
+        again = self.decision_
+        if (
+            again.task == "objects"
+            and again.objects
+            and 1 not in again.objects
+            and again.solidity >= INTERIOR_SOLIDITY
+            and self._object_share() >= OUTLIER_GAIN * share
+        ):
+            return True
+        self.__dict__.clear()
+        self.__dict__.update(state)
+        return False
+
+    def _object_share(self) -> float:
+        """The mixture's weight on the objects' clusters: the share of the image they hold."""
+        return sum(self._cluster_share(i - 1) for i in self.decision_.objects)
+
+    def _cluster_share(self, index: int) -> float:
+        """The mixture's weight on cluster ``index`` (0-based, by intensity; -1: the brightest)."""
+        return float(self.params_.log_weights[0, index].exp())
 
     def _fit_smoothed(self, image, axes, rgb, cancel) -> bool:
         """Fit again on the image smoothed (:mod:`.denoise`) when it is very noisy and the fit just
@@ -714,7 +779,7 @@ class DEMSegmenter:
             raise InputError("scribbles guide the fit on one image, not on several")
         sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
         sample = joint_sample(images, layouts)
-        self.lo_, self.hi_ = percentile_range(sample)
+        self.lo_, self.hi_ = percentile_range(sample, self.outliers_)
         # Counted on the raw values: the sampled intensities are smoothed, hence all distinct.
         # Counted up to one more than any K: the count only bounds K.
         self._n_distinct = distinct_values(sample.mean(0), MAX_CLUSTERS + 1)
@@ -837,6 +902,11 @@ class DEMSegmenter:
             notes.append(padding_note(self._padding))
         if self._smoothed:
             notes.append(denoise_note(self._smoothed))
+        if self.outliers_:
+            notes.append(
+                f"the brightest {self.outliers_:.1%} of the image (debris, saturated cells) left out "
+                "of the intensity range"
+            )
         if notes:
             reason = "; ".join([self.decision_.reason, *notes])
             self.decision_ = dataclasses.replace(self.decision_, reason=reason)
@@ -1139,7 +1209,7 @@ class DEMSegmenter:
             raise InputError("fit_predict takes one image; fit on several, then predict each")
         steps = _Steps(progress, 2)
         raw = image, axes, rgb
-        self.denoise_ = False
+        self.denoise_, self.outliers_ = False, 0.0
         image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
         padding = self._padding
         layout = _layout(image, axes, rgb)
@@ -1149,7 +1219,8 @@ class DEMSegmenter:
             image, layout.axes, scribbles, rgb, steps, cancel, keep_cache=True, previous=previous
         )
         rescaled = self._rescale_if_large(image, layout.axes, rgb, cancel)
-        if self._fit_smoothed(*raw, cancel):
+        refitted = self._fit_without_outliers(*raw, cancel)
+        if self._fit_smoothed(*raw, cancel) or refitted:
             return self.predict(raw[0], raw[1], out=out, rgb=raw[2], cancel=cancel)
         if rescaled:
             labels = self.predict(image, layout.axes, out=out, rgb=rgb, cancel=cancel)

@@ -17,6 +17,7 @@ from .errors import InputError
 from .peaks import label_peaks
 from .progress import CancelToken, ProgressFn, check_cancel, report
 from .ridges import join_ridges
+from .typical import more_typical, object_centres, typical_mask
 
 
 def background_id(spec: str | int, n_clusters: int) -> int:
@@ -324,7 +325,10 @@ def split_instances(
     filled = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
     floor = _floor(filled, min_size, spacing)
     small = None if grey is None else standing_out(filled, grey, floor)
-    inst = _split(_without_small(filled, floor), min_distance, smooth, spacing)
+    kept = _without_small(filled, floor)
+    inst = _split(kept, min_distance, smooth, spacing)
+    if grey is not None and kept.ndim == 2 and kept.any():
+        inst = _split_as_typical(kept, np.asarray(grey), inst, min_distance, smooth)
     if small is not None and small.any():
         pieces, _ = ndi.label(small)
         inst = np.where(small, pieces + int(inst.max()) * (pieces > 0), inst).astype(np.int32)
@@ -339,28 +343,71 @@ def _split(
         return np.zeros(fg.shape, dtype=np.int32)
     rel = _relative(spacing, fg.ndim)
     dist = ndi.distance_transform_edt(fg, sampling=rel)
+    min_distance, smooth = _split_parameters(dist, fg, min_distance, smooth)
+    if smooth > 0:
+        dist = ndi.gaussian_filter(dist, smooth / rel)
+    inst = _seeded_watershed(dist, fg, min_distance, rel)
+    return join_ridges(inst, dist)
+
+
+def _split_parameters(dist: np.ndarray, fg: np.ndarray, min_distance: int | None, smooth: float | None):
+    """``(min_distance, smooth)``: the given ones, or :func:`split_parameters` of the mask's radius."""
     if min_distance is None or smooth is None:
         auto_distance, auto_smooth = split_parameters(_radius(dist, fg))
         min_distance = auto_distance if min_distance is None else min_distance
         smooth = auto_smooth if smooth is None else smooth
-    if smooth > 0:
-        dist = ndi.gaussian_filter(dist, smooth / rel)
+    return min_distance, smooth
+
+
+def _seeded_watershed(height: np.ndarray, fg: np.ndarray, min_distance: int, rel: np.ndarray) -> np.ndarray:
+    """Watershed of ``-height`` within ``fg`` from the peaks of ``height`` at least
+    ``min_distance`` apart (units of the finest axis of the voxel size ``rel``); every
+    connected part of ``fg`` without a peak (tiny or flat) gets a seed of its own."""
     components, _ = ndi.label(fg)
     if (rel == 1).all():
-        peaks = label_peaks(dist, components, (min_distance,) * fg.ndim, min_distance)
+        peaks = label_peaks(height, components, (min_distance,) * fg.ndim, min_distance)
     else:  # seeds closer than min_distance (in units of the finest axis) along any axis compete
-        peaks = label_peaks(dist, components, tuple(max(1, round(min_distance / r)) for r in rel), 1)
+        peaks = label_peaks(height, components, tuple(max(1, round(min_distance / r)) for r in rel), 1)
     markers = np.zeros(fg.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    # Components without a peak (tiny or flat) still get a seed of their own.
     seeded = np.unique(components[markers > 0])
     n = len(peaks)
     for comp_id in np.setdiff1d(np.unique(components), np.append(seeded, 0)):
         idx = np.argwhere(components == comp_id)[0]
         n += 1
         markers[tuple(idx)] = n
-    inst = segmentation.watershed(-dist, markers, mask=fg)
-    return join_ridges(segmentation.relabel_sequential(inst)[0].astype(np.int32), dist)
+    inst = segmentation.watershed(-height, markers, mask=fg)
+    return segmentation.relabel_sequential(inst)[0].astype(np.int32)
+
+
+#: The learned map enters the split's landscape (the smoothed distance map times the map to
+#: this power) gently: at power 1 the panel's BBBC007 images lost 0.03 F1 to cuts of nuclei in
+#: two; at 0.3 the touching objects it separates are nearly the same.
+TYPICAL_POWER = 0.3
+
+
+def _split_as_typical(
+    fg: np.ndarray, grey: np.ndarray, inst: np.ndarray, min_distance: int | None, smooth: float | None
+) -> np.ndarray:
+    """``inst`` (the distance-map split of the 2D mask ``fg``) with touching objects split on the
+    map learned from the image's typical objects, part by part where that gives more typical
+    objects (:mod:`.typical`)."""
+    # only parts the first split leaves with untypical pieces can gain typical ones
+    parts, n = ndi.label(fg)
+    open_parts = np.r_[False, ndi.sum(fg & ~typical_mask(inst)[0], parts, np.arange(1, n + 1)) > 0]
+    region = open_parts[parts]
+    if not region.any():
+        return inst
+    centres = object_centres(fg, grey, inst, where=region)
+    if centres is None:
+        return inst
+    dist = ndi.distance_transform_edt(fg)
+    min_distance, smooth = _split_parameters(dist, fg, min_distance, smooth)
+    if smooth > 0:
+        dist = ndi.gaussian_filter(dist, smooth)
+        centres = ndi.gaussian_filter(centres, smooth / 2)
+    height = dist * np.clip(centres, 0.0, None) ** TYPICAL_POWER * region
+    return more_typical(fg, inst, _seeded_watershed(height, region, min_distance, np.ones(2)))
 
 
 def instances_from_labels(

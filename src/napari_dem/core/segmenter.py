@@ -573,14 +573,7 @@ class DEMSegmenter:
         rest is background: its bright noise makes no compact objects). One image, unguided,
         its objects not named."""
         first = self.decision_
-        if (
-            isinstance(image, list | tuple)
-            or self.scribbles_ is not None
-            or self._objects is not None
-            or first.task != "objects"
-            or not first.objects
-            or 1 in first.objects
-        ):
+        if not self._may_refit(image) or not first.objects or 1 in first.objects:
             return False
         share = self._object_share()
         outliers = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), None)
@@ -602,6 +595,17 @@ class DEMSegmenter:
         self.__dict__.update(state)
         return False
 
+    def _may_refit(self, image) -> bool:
+        """Whether a second fit of ``image`` may replace the one just made: one image, unguided,
+        its objects not named, read as objects (:meth:`_fit_without_outliers`,
+        :meth:`_fit_smoothed`)."""
+        return not (
+            isinstance(image, list | tuple)
+            or self.scribbles_ is not None
+            or self._objects is not None
+            or self.decision_.task != "objects"
+        )
+
     def _object_share(self) -> float:
         """The mixture's weight on the objects' clusters: the share of the image they hold."""
         return sum(self._cluster_share(i - 1) for i in self.decision_.objects)
@@ -620,10 +624,7 @@ class DEMSegmenter:
         separation was read as objects, smoothed: Dice 0.983 -> 0.960)."""
         first = self.decision_
         if (
-            isinstance(image, list | tuple)
-            or self.scribbles_ is not None
-            or self._objects is not None
-            or first.task != "objects"
+            not self._may_refit(image)
             or (first.objects and first.solidity >= INTERIOR_SOLIDITY)
             or smoothing_sigma(image, _layout(image, axes, rgb)) == 0
         ):

@@ -8,15 +8,16 @@ typical ones, compact (solidity at least :data:`SOLIDITY`) and of the usual size
 :data:`AREA` of the median area). A quadratic ridge regression on ten filters of the
 intensity (the kind ilastik uses: Gaussians, gradient magnitudes, Laplacians of Gaussians) is
 fitted to their distance to their own outline (0 at the edge, 1 at the centre; 0 on the
-background), and predicts that map on every pixel: where two objects touch it falls, because
-the pixels there look like the typical objects' edges, a neck or not. Self-training, as the
-DEM paper's lineage does with confident pixels; numpy only, a fraction of a second.
+background), and predicts that map on the foreground: where two objects touch it falls,
+because the pixels there look like the typical objects' edges, a neck or not. Self-training
+on the image's confident objects; numpy only (0.1-0.4 s on a 512 px image, about 3.5 s on a
+2048 px field of 3300 nuclei).
 
 Used by :func:`.refine.split_instances` (``grey`` given, 2D): each connected piece of the
 foreground keeps the distance-map split unless the split on the learned map gives it more
 typical objects (:func:`more_typical`). Not learned when typical objects cover less than
-:data:`MIN_COVER` of the foreground (rods, whose halves are as compact as they are; two sizes
-of nuclei): there the typical objects say too little.
+:data:`MIN_COVER` of the foreground (rods, whose halves are as compact as they are; glandular
+H&E): there the typical objects say too little.
 """
 
 from __future__ import annotations

@@ -395,12 +395,13 @@ def _split_as_typical(
     map learned from the image's typical objects, part by part where that gives more typical
     objects (:mod:`.typical`)."""
     # only parts the first split leaves with untypical pieces can gain typical ones
+    typical = typical_mask(inst)
     parts, n = ndi.label(fg)
-    open_parts = np.r_[False, ndi.sum(fg & ~typical_mask(inst)[0], parts, np.arange(1, n + 1)) > 0]
+    open_parts = np.r_[False, ndi.sum(fg & ~typical[0], parts, np.arange(1, n + 1)) > 0]
     region = open_parts[parts]
     if not region.any():
         return inst
-    centres = object_centres(fg, grey, inst, where=region)
+    centres = object_centres(fg, grey, inst, typical, where=region)
     if centres is None:
         return inst
     dist = ndi.distance_transform_edt(fg)
@@ -409,7 +410,9 @@ def _split_as_typical(
         dist = ndi.gaussian_filter(dist, smooth)
         centres = ndi.gaussian_filter(centres, smooth / 2)
     height = dist * np.clip(centres, 0.0, None) ** TYPICAL_POWER * region
-    return more_typical(fg, inst, _seeded_watershed(height, region, min_distance, np.ones(2)))
+    return more_typical(
+        parts, n, inst, typical[0], _seeded_watershed(height, region, min_distance, np.ones(2))
+    )
 
 
 def instances_from_labels(

@@ -579,17 +579,28 @@ class DEMSegmenter:
         outliers = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), None)
         if outliers is None:
             return False
+
+        def better() -> bool:
+            again = self.decision_
+            return bool(
+                again.task == "objects"
+                and again.objects
+                and 1 not in again.objects
+                and again.solidity >= INTERIOR_SOLIDITY
+                and self._object_share() >= OUTLIER_GAIN * share
+            )
+
+        return self._refit_if(better, image, axes, rgb, cancel, outliers_=outliers)
+
+    def _refit_if(self, better: Callable[[], bool], image, axes, rgb, cancel, **read) -> bool:
+        """Fit ``image`` again with the read settings ``read`` (``denoise_``, ``outliers_``)
+        changed; keep that fit when ``better()`` says so, else put the segmenter back exactly
+        as the first fit left it (no third fit). Returns whether the new fit was kept."""
         state = dict(self.__dict__)
-        self.outliers_ = outliers
+        for name, value in read.items():
+            setattr(self, name, value)
         self._read_and_fit(image, axes, rgb, cancel)
-        again = self.decision_
-        if (
-            again.task == "objects"
-            and again.objects
-            and 1 not in again.objects
-            and again.solidity >= INTERIOR_SOLIDITY
-            and self._object_share() >= OUTLIER_GAIN * share
-        ):
+        if better():
             return True
         self.__dict__.clear()
         self.__dict__.update(state)
@@ -618,7 +629,7 @@ class DEMSegmenter:
         """Fit again on the image smoothed (:mod:`.denoise`) when it is very noisy and the fit just
         made found no objects, or objects less compact than clean discs; keep that fit (and
         :attr:`denoise_` True, so that predict smooths too) when it finds objects more compact
-        than the first, else fit the image as it is again. Returns whether the smoothed fit was
+        than the first, else go back to the first fit. Returns whether the smoothed fit was
         kept. One image held in memory, unguided, its objects not named, not read as classes:
         tissue classes keep their boundaries sharp (a two-class phantom at three noise levels'
         separation was read as objects, smoothed: Dice 0.983 -> 0.960)."""
@@ -629,14 +640,14 @@ class DEMSegmenter:
             or smoothing_sigma(image, _layout(image, axes, rgb)) == 0
         ):
             return False
-        self.denoise_ = True
-        self._read_and_fit(image, axes, rgb, cancel)
-        smoothed = self.decision_
-        if smoothed.task == "objects" and smoothed.objects and smoothed.solidity > first.solidity:
-            return True
-        self.denoise_ = False
-        self._read_and_fit(image, axes, rgb, cancel)
-        return False
+
+        def better() -> bool:
+            smoothed = self.decision_
+            return bool(
+                smoothed.task == "objects" and smoothed.objects and smoothed.solidity > first.solidity
+            )
+
+        return self._refit_if(better, image, axes, rgb, cancel, denoise_=True)
 
     def _read_as(self, image, axes, rgb, fitting: bool = False):
         """``(image, axes, rgb)`` as the segmenter reads them: a stained slide's haematoxylin as

@@ -96,14 +96,16 @@ def object_centres(
     foreground: np.ndarray,
     grey: np.ndarray,
     pieces: np.ndarray,
+    typical: tuple[np.ndarray, int] | None = None,
     where: np.ndarray | None = None,
     seed: int = 0,
 ) -> np.ndarray | None:
     """The learned map on ``where`` (default: the foreground; about 1 at an object's centre, 0
     at its edge; 0 elsewhere), or None when the typical objects among ``pieces`` (the
-    distance-map split of ``foreground``) are too few."""
+    distance-map split of ``foreground``) are too few. ``typical``: :func:`typical_mask` of
+    ``pieces`` when the caller has it already."""
     fg = np.asarray(foreground, dtype=bool)
-    typical, count = typical_mask(pieces)
+    typical, count = typical if typical is not None else typical_mask(pieces)
     if count < MIN_COUNT or typical.sum() < MIN_COVER * fg.sum():
         return None
     target = _depth(np.where(typical, pieces, 0))
@@ -155,15 +157,16 @@ def _boxes(labels: np.ndarray):
             yield box, index + 1
 
 
-def more_typical(foreground: np.ndarray, pieces: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``pieces``, with each connected part of ``foreground`` taken from ``other`` instead
-    where ``other`` covers more of it with typical objects (the usual area: ``pieces``')."""
+def more_typical(
+    parts: np.ndarray, n_parts: int, pieces: np.ndarray, mine: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """``pieces``, with each connected part of the foreground (``parts``, ids 1..``n_parts``)
+    taken from ``other`` instead where ``other`` covers more of it with typical objects (the
+    usual area: ``pieces``'; ``mine``: :func:`typical_mask` of ``pieces``)."""
     areas = np.bincount(pieces.ravel())[1:]
     median = float(np.median(areas[areas > 0])) if (areas > 0).any() else 0.0
-    mine, _ = typical_mask(pieces, median)
     theirs, _ = typical_mask(other, median)
-    parts, n = ndi.label(foreground)
-    index = np.arange(1, n + 1)
+    index = np.arange(1, n_parts + 1)
     better = np.r_[False, ndi.sum(theirs, parts, index) > ndi.sum(mine, parts, index)]
     take = better[parts]
     if not take.any():

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
+from skimage.filters import threshold_otsu
 
 from napari_dem.core.metrics import instance_f1
 from napari_dem.core.refine import split_instances
-from napari_dem.core.ridges import join_ridges
+from napari_dem.core.ridges import join_ridges, join_slivers
 
 
 def _rods(seed: int = 0, n: int = 40, shape=(192, 192)) -> np.ndarray:
@@ -76,3 +77,42 @@ def test_volumes_and_single_pieces_are_left_alone() -> None:
     vol = np.zeros((8, 40, 80), np.int32)
     vol[:, 17:23, 10:40], vol[:, 17:23, 40:70] = 1, 2
     assert join_ridges(vol, ndi.distance_transform_edt(vol > 0)) is vol
+
+
+def test_a_sliver_between_two_pieces_of_a_rod_is_joined_and_a_small_compact_object_is_not() -> None:
+    """A basin one row wide between two seeds on a rod's ridge is under the smallest object
+    kept: it joins a neighbour, and the rod is then one object; a small disc leaning on a big one
+    keeps its own id, though it too is under the smallest object kept: it is not thin."""
+    rod = np.zeros((40, 80), bool)
+    rod[17:22, 10:31] = True  # 5 px wide, 21 px long: each piece alone is 10 x 5
+    inst = _halves(rod, 20)
+    inst[rod & (np.arange(80) >= 21)] = 3
+    inst[:, 20][rod[:, 20]] = 2  # a sliver of 5 px between pieces 1 and 3
+    dist = ndi.distance_transform_edt(rod)
+    slivers_joined = join_slivers(inst, dist, floor=20)
+    assert slivers_joined.max() == 2 and join_ridges(slivers_joined, dist).max() == 1
+    assert join_ridges(inst, dist).max() >= 2  # without it the sliver keeps the rod in pieces
+    leaning = np.zeros((64, 96), bool)
+    leaning[disk((32, 34), 16)] = True
+    leaning[disk((32, 58), 6)] = True
+    leaning[31:33, 49:54] = True  # joined through a bridge 2 px wide
+    inst = _halves(leaning, 52)
+    assert (inst == 2).sum() < 200
+    assert np.array_equal(join_slivers(inst, ndi.distance_transform_edt(leaning), floor=200), inst)
+
+
+def test_the_rods_of_a_rendered_field_are_counted_one_by_one() -> None:
+    """End to end through split_instances on the Otsu foreground of rendered rods (grainy,
+    blurred, noisy, as ``bench_families`` draws them): their outlines are ragged enough that
+    two pieces of one rod lose up to 0.03 of solidity where they meet. Mean F1 over four fields
+    0.92 (0.87 with the 0.01 tolerance of before)."""
+    f1 = []
+    for seed in range(4):
+        truth = _rods(seed)
+        rng = np.random.default_rng(seed)
+        grain = ndi.gaussian_filter(rng.normal(size=truth.shape), 1.5)
+        clean = 0.1 + 0.7 * (truth > 0) * (1 + 0.2 * grain / grain.std())
+        image = ndi.gaussian_filter(clean, 0.8) + rng.normal(0, 0.05, truth.shape)
+        smooth = ndi.gaussian_filter(image, 1)
+        f1.append(instance_f1(split_instances(smooth > threshold_otsu(smooth), grey=image), truth))
+    assert np.mean(f1) >= 0.9

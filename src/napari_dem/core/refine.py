@@ -16,7 +16,7 @@ from skimage import morphology, segmentation
 from .errors import InputError
 from .peaks import label_peaks
 from .progress import CancelToken, ProgressFn, check_cancel, report
-from .ridges import join_ridges
+from .ridges import join_ridges, join_slivers
 from .typical import more_typical, object_centres, typical_mask
 
 
@@ -327,7 +327,7 @@ def split_instances(
     floor = _floor(filled, min_size, spacing)
     small = None if grey is None else standing_out(filled, grey, floor)
     kept = _without_small(filled, floor)
-    inst = _split(kept, min_distance, smooth, spacing)
+    inst = _split(kept, min_distance, smooth, spacing, floor)
     if grey is not None and kept.ndim == 2 and kept.any():
         inst = _split_as_typical(kept, np.asarray(grey), inst, min_distance, smooth)
     if small is not None and small.any():
@@ -337,7 +337,11 @@ def split_instances(
 
 
 def _split(
-    fg: np.ndarray, min_distance: int | None, smooth: float | None, spacing: Sequence[float] | None
+    fg: np.ndarray,
+    min_distance: int | None,
+    smooth: float | None,
+    spacing: Sequence[float] | None,
+    floor: int = 0,
 ) -> np.ndarray:
     """:func:`split_instances` of the kept foreground ``fg``."""
     if not fg.any():
@@ -347,7 +351,7 @@ def _split(
     min_distance, smooth = _split_parameters(dist, fg, min_distance, smooth)
     if smooth > 0:
         dist = ndi.gaussian_filter(dist, smooth / rel)
-    inst = _seeded_watershed(dist, fg, min_distance, rel)
+    inst = join_slivers(_seeded_watershed(dist, fg, min_distance, rel), dist, floor)
     return join_ridges(inst, dist)
 
 

@@ -74,6 +74,37 @@ def percentile_range(sample: np.ndarray, top_share: float = 0.0) -> tuple[np.nda
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
+#: The brightest share of an image searched for a gap that sets outliers apart from the rest.
+GAP_SEARCH_SHARE = 0.02
+
+
+def outlier_gap_share(sample: np.ndarray) -> float:
+    """The share of a ``(C, n)`` sample (by its channels' mean) that lies above the widest empty
+    gap among its brightest :data:`GAP_SEARCH_SHARE`, when that gap is wider than the span of
+    everything below it (1st percentile to the gap's foot); 0.0 when there is no such gap, or
+    when the share above it is too small to reach the 99.8th percentile (it is left out anyway).
+
+    Why: a scale bar and text burned into a figure, or a saturated overlay, sit far above the
+    brightest object with nothing between; over 0.2 % of the field they take the top of the
+    range (:func:`percentile_range`) and squash the objects, yet their share is too small and
+    too far from the objects' to be told apart by the objects' share alone
+    (``DEMSegmenter._fit_without_outliers``).
+    """
+    grey = np.asarray(sample, dtype=np.float64).mean(0)
+    n = grey.size
+    k = int(n * GAP_SEARCH_SHARE)
+    if k < 2:
+        return 0.0
+    top = np.sort(np.partition(grey, n - k)[n - k :])
+    steps = np.diff(top)
+    foot = int(np.argmax(steps))
+    share = (k - 1 - foot) / n
+    span = top[foot] - np.percentile(grey, LOW_PERCENTILE)
+    if share <= 1.0 - HIGH_PERCENTILE / 100 or steps[foot] <= span:
+        return 0.0
+    return float(share)
+
+
 def normalization(image, layout: Layout, max_samples: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (low, high) intensities of ``image`` that map to 0 and 1."""
     return percentile_range(intensity_sample(image, layout, max_samples))

@@ -43,7 +43,7 @@ from .edges import refine_edges, settle_edges
 from .em import GMMParams, e_step, fit_gmm, m_step, standardization
 from .errors import InputError, NotFittedError
 from .frames import FRAME_CHOICES, FrameView, read_frames
-from .intensity import distinct_values, joint_sample, percentile_range
+from .intensity import distinct_values, joint_sample, outlier_gap_share, percentile_range
 from .layout import Layout, image_index, parse_axes
 from .model import (
     DEMModel,
@@ -93,6 +93,9 @@ NORMALISED_RANGE = (-0.5, 1.5)
 OUTLIER_SHARE = 0.05
 #: ... and that reading is kept when its objects hold at least this many times the share.
 OUTLIER_GAIN = 1.3
+#: ... or at least this many times, when the share left out lies above an empty gap
+#: (:func:`.intensity.outlier_gap_share`).
+GAP_GAIN = 0.9
 #: Gaussian sigma (px) of the denoised intensity: within every model's halo, so tiling stays exact.
 INTENSITY_SIGMA = 1.0
 #: Gaussian sigma (px) of the intensity the **classes** labels are assigned on. The mixture is
@@ -565,7 +568,11 @@ class DEMSegmenter:
         found bright objects that hold less than :data:`OUTLIER_SHARE` of it (or whose brightest
         cluster does: the debris and the brightest nuclei can share one); keep that fit when
         its objects, bright, as compact as clean discs, hold at least :data:`OUTLIER_GAIN` times
-        as much, else go back to the first. Returns whether the new fit was kept.
+        as much, else go back to the first. Returns whether the new fit was kept. When a share
+        of the image lies above an empty gap (:func:`.intensity.outlier_gap_share`: a scale bar
+        burned in far above the nuclei), exactly that share is left out, and the new fit's
+        objects need only hold :data:`GAP_GAIN` times as much (the first fit found them,
+        squashed into the bottom of the range).
 
         Why: a clump of debris or a few saturated cells far brighter than the nuclei take the
         top of the range, the nuclei share a mode with their background, and the debris alone
@@ -576,9 +583,14 @@ class DEMSegmenter:
         if not self._may_refit(image) or not first.objects or 1 in first.objects:
             return False
         share = self._object_share()
-        outliers = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), None)
-        if outliers is None:
+        # far above the rest with nothing between (a scale bar, an overlay): exactly those
+        few = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), 0.0)
+        outliers = self._gap_share or few
+        if not outliers:
             return False
+
+        # objects the first reading missed must show up; a gap only asks them not to shrink
+        gain = GAP_GAIN if self._gap_share else OUTLIER_GAIN
 
         def better() -> bool:
             again = self.decision_
@@ -587,7 +599,7 @@ class DEMSegmenter:
                 and again.objects
                 and 1 not in again.objects
                 and again.solidity >= INTERIOR_SOLIDITY
-                and self._object_share() >= OUTLIER_GAIN * share
+                and self._object_share() >= gain * share
             )
 
         return self._refit_if(better, image, axes, rgb, cancel, outliers_=outliers)
@@ -792,6 +804,8 @@ class DEMSegmenter:
         sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
         sample = joint_sample(images, layouts)
         self.lo_, self.hi_ = percentile_range(sample, self.outliers_)
+        if not self.outliers_:  # what a second reading would leave out (_fit_without_outliers)
+            self._gap_share = outlier_gap_share(sample)
         # Counted on the raw values: the sampled intensities are smoothed, hence all distinct.
         # Counted up to one more than any K: the count only bounds K.
         self._n_distinct = distinct_values(sample.mean(0), MAX_CLUSTERS + 1)
@@ -916,8 +930,8 @@ class DEMSegmenter:
             notes.append(denoise_note(self._smoothed))
         if self.outliers_:
             notes.append(
-                f"the brightest {self.outliers_:.1%} of the image (debris, saturated cells) left out "
-                "of the intensity range"
+                f"the brightest {self.outliers_:.1%} of the image (debris, saturated cells, "
+                "burned-in marks) left out of the intensity range"
             )
         if notes:
             reason = "; ".join([self.decision_.reason, *notes])

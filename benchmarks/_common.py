@@ -39,11 +39,14 @@ def fmt_params() -> str:
     return ", ".join(f"{k}={v}" for k, v in WATERSHED.items())
 
 
-def watershed(fg: np.ndarray, grey: np.ndarray | None = None) -> np.ndarray:
+def watershed(
+    fg: np.ndarray, grey: np.ndarray | None = None, spacing: Sequence[float] | None = None
+) -> np.ndarray:
     """DEM's instance step (``split_instances`` with ``segment_image``'s defaults) on a foreground;
     with the image's intensity ``grey``, as DEM's default run has it: pieces under the size
-    floor that stand out of their surround are kept."""
-    return split_instances(fg, grey=grey, **WATERSHED)
+    floor that stand out of their surround are kept; ``spacing``: the voxel size DEM was given
+    (None: as DEM without one, read off the objects' shape)."""
+    return split_instances(fg, grey=grey, spacing=spacing, **WATERSHED)
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:

@@ -72,7 +72,7 @@ def evaluate(case: Case) -> dict[str, object]:
     if case.task == "objects":
         base = {
             k: (f1, setting)
-            for k, (f1, iou, setting) in best_objects(case.image, case.truth, case.axes).items()
+            for k, (f1, iou, setting) in best_objects(case.image, case.truth, case.axes, case.scale).items()
         }
     else:
         base = best_classes(case.image, case.truth, case.axes, case.n_classes)

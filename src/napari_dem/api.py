@@ -87,7 +87,8 @@ def segment_image(
     a typical one dropped, ``min_size`` pixels when given), connected across Z
     when there is a Z axis, frame by frame along T; ``scale`` (the pixel size of the
     spatial axes, e.g. Z, Y, X as napari's layer scale) makes that split physical on
-    anisotropic stacks.
+    anisotropic stacks (not given: a Z step is read off the objects' shape,
+    :func:`.core.refine.estimated_spacing`).
 
     ``segmenter``: an already fitted :class:`DEMSegmenter` (its K, task, mode and mixture;
     the fitting parameters are then ignored): the labels get the same ids as in the

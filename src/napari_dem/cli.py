@@ -123,7 +123,8 @@ def _add_segment_parser(sub) -> None:
         default=None,
         metavar="Z,Y,X",
         help="pixel size of the spatial axes, e.g. 2,0.5,0.5 for ZYX or 0.5 for all; recorded in the "
-        "output (default: from the file's metadata, else none)",
+        "output (default: from the file's metadata, else none: --instances then reads a Z step "
+        "off the objects' shape)",
     )
     seg.add_argument(
         "--level",

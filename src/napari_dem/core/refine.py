@@ -232,6 +232,38 @@ def _radius(dist: np.ndarray, fg: np.ndarray) -> float:
     return float((fg.ndim + 1) * max(dist[fg].mean() - 0.5, 0.5))
 
 
+#: A stack whose objects are this many times shorter along Z than across (mean chords) is
+#: split as if its Z step were that much coarser, when no voxel size is given.
+ANISOTROPY_MIN = 1.5
+#: ... up to this many times.
+ANISOTROPY_MAX = 8.0
+
+
+def estimated_spacing(foreground: np.ndarray) -> tuple[float, float, float] | None:
+    """``(z, 1, 1)``: how much shorter the 3D ``foreground``'s objects are along Z than across
+    (the mean length of its runs of voxels along Y and X over that along Z), when that is at
+    least :data:`ANISOTROPY_MIN`; None for round objects, 2D or no foreground.
+
+    Why: a confocal stack is often sampled two to four times coarser in Z than in X and Y, and
+    a file or a layer without a voxel size says nothing of it. Split as if isotropic, nuclei
+    flattened by the Z step have a distance map capped by their few slices, flat-topped across
+    the whole nucleus, so each got several seeds (F1 0.57-0.68 on stand-ins of such stacks
+    against 0.86-0.92 with the Z step given). A mean chord is the object's size along an axis
+    without splitting first: a ball's is the same along every axis.
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    if fg.ndim != 3 or not fg.any():
+        return None
+    chords = []
+    for axis in range(3):
+        runs = np.count_nonzero(np.diff(fg, axis=axis, prepend=False) & fg)
+        chords.append(fg.sum() / max(runs, 1))
+    ratio = (chords[1] + chords[2]) / 2 / chords[0]
+    if ratio < ANISOTROPY_MIN:
+        return None
+    return (float(min(ratio, ANISOTROPY_MAX)), 1.0, 1.0)
+
+
 def _relative(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
     """Voxel size relative to the finest axis (all ones when not given)."""
     if spacing is None:
@@ -314,7 +346,8 @@ def split_instances(
     spurious maxima; ``None`` (default) scales each to the estimated object size
     (:func:`object_radius`, :func:`split_parameters`). ``spacing``: the voxel size (e.g. a
     Z step twice the pixel size), so that distances, smoothing and seed spacing are
-    physical, not in voxels. Objects under ``min_size`` pixels are dropped (``None``: a
+    physical, not in voxels; None: read off the objects' shape in 3D
+    (:func:`estimated_spacing`). Objects under ``min_size`` pixels are dropped (``None``: a
     quarter of a typical object, :func:`min_object_size`), unless the image's intensity
     ``grey`` (same shape) is given and they stand out of their surround
     (:func:`standing_out`): those are objects of their own, each one whole (too small to hold
@@ -324,6 +357,8 @@ def split_instances(
     if grey is not None and np.shape(grey) != np.shape(foreground):
         raise InputError(f"grey has shape {np.shape(grey)}, the foreground {np.shape(foreground)}")
     filled = ndi.binary_fill_holes(np.asarray(foreground, dtype=bool))
+    if spacing is None:
+        spacing = estimated_spacing(filled)
     floor = _floor(filled, min_size, spacing)
     small = None if grey is None else standing_out(filled, grey, floor)
     kept = _without_small(filled, floor)

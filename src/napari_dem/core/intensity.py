@@ -76,6 +76,8 @@ def percentile_range(sample: np.ndarray, top_share: float = 0.0) -> tuple[np.nda
 
 #: The brightest share of an image searched for a gap that sets outliers apart from the rest.
 GAP_SEARCH_SHARE = 0.02
+#: Values of the intensity sample the gap is looked for in (its top 2 %: 4000 values).
+GAP_SAMPLE = 200_000
 
 
 def outlier_gap_share(sample: np.ndarray) -> float:
@@ -90,7 +92,8 @@ def outlier_gap_share(sample: np.ndarray) -> float:
     too far from the objects' to be told apart by the objects' share alone
     (``DEMSegmenter._fit_without_outliers``).
     """
-    grey = np.asarray(sample, dtype=np.float64).mean(0)
+    grey = np.asarray(sample).mean(0)
+    grey = grey[:: max(1, grey.size // GAP_SAMPLE)]  # every 10th of a 2 Mpx sample: 5 ms, not 120
     n = grey.size
     k = int(n * GAP_SEARCH_SHARE)
     if k < 2:

@@ -10,6 +10,8 @@ quarter of the field, uneven light) plus:
 - ``debris``: irregular clumps (a smoothed random field above a quantile) covering 1.5 or
   3 % of the field, 3 or 5 times as bright as the brightest nucleus, clipped (saturated);
 - ``bright cells``: 6 % of the nuclei 6 times as bright (cells in mitosis in a DNA stain);
+- ``dark debris``: the same clumps, 3 or 5 times as dark below the background as the darkest
+  of dark nuclei on a bright field (dust, ink, tissue folds on a brightfield or stained slide);
 - ``annotations``: a scale bar (80 x 6 px) and four strokes of text burned into a corner,
   2 or 5 times as bright as the brightest nucleus (exported figures, a saturated overlay);
   they cover 0.4 % of the field, over the 0.2 % the range's 99.8th percentile leaves out;
@@ -63,6 +65,21 @@ def with_debris(seed: int, area: float, level: float) -> tuple[np.ndarray, np.nd
     return np.minimum(img, 0.9 * top).astype(np.float32), truth, debris
 
 
+def with_dark_debris(seed: int, area: float, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, dark nuclei on a bright field, debris mask): clumps over ``area`` of the field,
+    ``level`` times as far below the background as the darkest nucleus."""
+    img, truth = objects_image(
+        SHAPE, radius=(8, 13), coverage=0.25, illumination=0.3, polarity="dark", seed=seed
+    )
+    rng = np.random.default_rng(seed + 1)
+    field = ndi.gaussian_filter(rng.normal(size=SHAPE), 12)
+    debris = field >= np.quantile(field, 1 - area)
+    background, depth = float(np.median(img)), float(np.median(img) - img.min())
+    img = img.copy()
+    img[debris] = background - level * depth * rng.uniform(0.8, 1.0, int(debris.sum()))
+    return img.astype(np.float32), truth, debris
+
+
 def with_bright_cells(seed: int, share: float = 0.06, gain: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
     """Nuclei of which ``share`` are ``gain`` times as bright above the background."""
     img, truth = _nuclei(seed)
@@ -95,6 +112,10 @@ def cases() -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
             img, truth, debris = with_debris(seed, area, level)
             yield f"debris {area:.1%} at {level:g}x, {seed}", img, truth, debris
     for seed in SEEDS:
+        for area, level in ((0.03, 3.0), (0.015, 5.0)):
+            img, truth, debris = with_dark_debris(seed, area, level)
+            yield f"dark debris {area:.1%} at {level:g}x, {seed}", img, truth, debris
+    for seed in SEEDS:
         img, truth = with_bright_cells(seed)
         yield f"bright cells, {seed}", img, truth, np.zeros(SHAPE, bool)
     for seed in SEEDS:
@@ -110,8 +131,9 @@ def _scores(labels: np.ndarray, truth: np.ndarray, debris: np.ndarray) -> tuple[
     return scores(np.where(debris, 0, labels), np.where(debris, 0, truth))
 
 
-def otsu(img: np.ndarray, debris: np.ndarray, known: bool) -> np.ndarray:
-    smooth = ndi.gaussian_filter(img.astype(np.float64), 1.0)
+def otsu(img: np.ndarray, debris: np.ndarray, known: bool, dark: bool = False) -> np.ndarray:
+    """Otsu at sigma 1 px with the polarity given (``dark``: objects below the threshold)."""
+    smooth = ndi.gaussian_filter(img.astype(np.float64), 1.0) * (-1.0 if dark else 1.0)
     level = threshold_otsu(smooth[~debris] if known else smooth)
     return watershed(smooth > level, img)
 
@@ -122,8 +144,9 @@ def main() -> None:
         out, seconds = timed(lambda img=img: segment_image(img, "YX", device="cpu", instances=True))
         d = out.semantic.decision
         dem = _scores(out.labels, truth, debris)
-        plain = _scores(otsu(img, debris, False), truth, debris)
-        known = _scores(otsu(img, debris, True), truth, debris) if debris.any() else plain
+        dark = name.startswith("dark")
+        plain = _scores(otsu(img, debris, False, dark), truth, debris)
+        known = _scores(otsu(img, debris, True, dark), truth, debris) if debris.any() else plain
         decided = f"K={d.n_clusters}, {d.objects}" if d.task == "objects" else d.task
         rows.append([name, decided, *dem, *plain, *known, f"{seconds:.1f}"])
         print(" | ".join(str(v) for v in rows[-1]), flush=True)
@@ -131,7 +154,7 @@ def main() -> None:
               "Otsu without debris fg IoU", "F1", "DEM s"]  # fmt: skip
     print()
     print(table(header, rows))
-    for family in ("debris", "bright cells", "annotations", "sparse"):
+    for family in ("debris", "dark debris", "bright cells", "annotations", "sparse"):
         f1 = [r[3] for r in rows if r[0].startswith(family)]
         print(f"{family}: DEM mean F1 {np.mean(f1):.3f}, lowest {np.min(f1):.3f}")
 

@@ -55,15 +55,19 @@ def intensity_sample(
     return np.moveaxis(sample, c_axis, 0).reshape(sample.shape[c_axis], -1)
 
 
-def percentile_range(sample: np.ndarray, top_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_range(
+    sample: np.ndarray, top_share: float = 0.0, bottom_share: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (1st, 99.8th) percentiles of a ``(C, n)`` sample, widened where they meet.
 
     Percentiles keep a few hot pixels from squashing the contrast. ``top_share``: the
     brightest share of the sample is left out first (the 99.8th percentile of the rest), so
-    that a few bright outliers, a saturated clump of debris, do not squash it either. A channel
-    whose percentiles coincide falls back to its min and max; a constant image is an error.
+    that a few bright outliers, a saturated clump of debris, do not squash it either;
+    ``bottom_share``: the darkest share likewise (the 1st percentile of the rest: dark debris
+    beside dark objects). A channel whose percentiles coincide falls back to its min and max; a
+    constant image is an error.
     """
-    lo = np.percentile(sample, LOW_PERCENTILE, axis=1)
+    lo = np.percentile(sample, 100.0 * bottom_share + LOW_PERCENTILE * (1.0 - bottom_share), axis=1)
     hi = np.percentile(sample, HIGH_PERCENTILE * (1.0 - top_share), axis=1)
     flat = hi <= lo
     lo = np.where(flat, sample.min(1), lo)

@@ -509,6 +509,7 @@ class DEMSegmenter:
         self._smoothed = 0.0  # the sigma the last image read was smoothed by (:mod:`.denoise`)
         self.denoise_ = False  # fitted: very noisy images are smoothed when read (:meth:`_fit_smoothed`)
         self.outliers_ = 0.0  # fitted: the brightest share left out of the intensity range
+        self.dark_outliers_ = 0.0  # fitted: the darkest share left out of it
         self._frame_match = None
         self.task = task
         self.objects = objects
@@ -545,7 +546,7 @@ class DEMSegmenter:
         instead of re-seeding every class (a stroke touching a dim rim once turned 72 % of
         the dim nuclei into the bright class).
         """
-        self.denoise_, self.outliers_ = False, 0.0
+        self.denoise_, self.outliers_, self.dark_outliers_ = False, 0.0, 0.0
         self._read_and_fit(image, axes, rgb, cancel, scribbles, _Steps(progress, 1), previous)
         self._fit_without_outliers(image, axes, rgb, cancel)
         self._fit_smoothed(image, axes, rgb, cancel)
@@ -572,7 +573,8 @@ class DEMSegmenter:
         of the image lies above an empty gap (:func:`.intensity.outlier_gap_share`: a scale bar
         burned in far above the nuclei), exactly that share is left out, and the new fit's
         objects need only hold :data:`GAP_GAIN` times as much (the first fit found them,
-        squashed into the bottom of the range).
+        squashed into the bottom of the range). Dark objects the same way round: the darkest
+        share is left out (:attr:`dark_outliers_`; no gap is looked for below).
 
         Why: a clump of debris or a few saturated cells far brighter than the nuclei take the
         top of the range, the nuclei share a mode with their background, and the debris alone
@@ -580,29 +582,32 @@ class DEMSegmenter:
         rest is background: its bright noise makes no compact objects). One image, unguided,
         its objects not named."""
         first = self.decision_
-        if not self._may_refit(image) or not first.objects or 1 in first.objects:
+        if not self._may_refit(image) or not first.objects:
             return False
+        dark = 1 in first.objects  # dark objects: the outliers are the darkest pixels
         share = self._object_share()
+        extreme = self._cluster_share(0 if dark else -1)
+        few = next((s for s in (share, extreme) if s < OUTLIER_SHARE), 0.0)
         # far above the rest with nothing between (a scale bar, an overlay): exactly those
-        few = next((s for s in (share, self._cluster_share(-1)) if s < OUTLIER_SHARE), 0.0)
-        outliers = self._gap_share or few
+        gap = 0.0 if dark else self._gap_share
+        outliers = gap or few
         if not outliers:
             return False
-
         # objects the first reading missed must show up; a gap only asks them not to shrink
-        gain = GAP_GAIN if self._gap_share else OUTLIER_GAIN
+        gain = GAP_GAIN if gap else OUTLIER_GAIN
 
         def better() -> bool:
             again = self.decision_
             return bool(
                 again.task == "objects"
                 and again.objects
-                and 1 not in again.objects
+                and (1 in again.objects) == dark
                 and again.solidity >= INTERIOR_SOLIDITY
                 and self._object_share() >= gain * share
             )
 
-        return self._refit_if(better, image, axes, rgb, cancel, outliers_=outliers)
+        read = {"dark_outliers_": outliers} if dark else {"outliers_": outliers}
+        return self._refit_if(better, image, axes, rgb, cancel, **read)
 
     def _refit_if(self, better: Callable[[], bool], image, axes, rgb, cancel, **read) -> bool:
         """Fit ``image`` again with the read settings ``read`` (``denoise_``, ``outliers_``)
@@ -803,7 +808,7 @@ class DEMSegmenter:
             raise InputError("scribbles guide the fit on one image, not on several")
         sources = [self._source(im, lay) for im, lay in zip(images, layouts, strict=True)]
         sample = joint_sample(images, layouts)
-        self.lo_, self.hi_ = percentile_range(sample, self.outliers_)
+        self.lo_, self.hi_ = percentile_range(sample, self.outliers_, self.dark_outliers_)
         if not self.outliers_:  # what a second reading would leave out (_fit_without_outliers)
             self._gap_share = outlier_gap_share(sample)
         # Counted on the raw values: the sampled intensities are smoothed, hence all distinct.
@@ -932,6 +937,11 @@ class DEMSegmenter:
             notes.append(
                 f"the brightest {self.outliers_:.1%} of the image (debris, saturated cells, "
                 "burned-in marks) left out of the intensity range"
+            )
+        if self.dark_outliers_:
+            notes.append(
+                f"the darkest {self.dark_outliers_:.1%} of the image (debris, dust, ink) left out "
+                "of the intensity range"
             )
         if notes:
             reason = "; ".join([self.decision_.reason, *notes])
@@ -1235,7 +1245,7 @@ class DEMSegmenter:
             raise InputError("fit_predict takes one image; fit on several, then predict each")
         steps = _Steps(progress, 2)
         raw = image, axes, rgb
-        self.denoise_, self.outliers_ = False, 0.0
+        self.denoise_, self.outliers_, self.dark_outliers_ = False, 0.0, 0.0
         image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
         padding = self._padding
         layout = _layout(image, axes, rgb)

@@ -510,6 +510,7 @@ class DEMSegmenter:
         self.denoise_ = False  # fitted: very noisy images are smoothed when read (:meth:`_fit_smoothed`)
         self.outliers_ = 0.0  # fitted: the brightest share left out of the intensity range
         self.dark_outliers_ = 0.0  # fitted: the darkest share left out of it
+        self._gap_share = 0.0  # the share above a gap at the top of the last sample (:meth:`_fit`)
         self._frame_match = None
         self.task = task
         self.objects = objects
@@ -610,9 +611,10 @@ class DEMSegmenter:
         return self._refit_if(better, image, axes, rgb, cancel, **read)
 
     def _refit_if(self, better: Callable[[], bool], image, axes, rgb, cancel, **read) -> bool:
-        """Fit ``image`` again with the read settings ``read`` (``denoise_``, ``outliers_``)
-        changed; keep that fit when ``better()`` says so, else put the segmenter back exactly
-        as the first fit left it (no third fit). Returns whether the new fit was kept."""
+        """Fit ``image`` again with the read settings ``read`` (``denoise_``, ``outliers_``,
+        ``dark_outliers_``) changed; keep that fit when ``better()`` says so, else put the
+        segmenter back exactly as the first fit left it (no third fit). Returns whether the new
+        fit was kept."""
         state = dict(self.__dict__)
         for name, value in read.items():
             setattr(self, name, value)

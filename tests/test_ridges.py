@@ -104,8 +104,8 @@ def test_a_sliver_between_two_pieces_of_a_rod_is_joined_and_a_small_compact_obje
 def test_the_rods_of_a_rendered_field_are_counted_one_by_one() -> None:
     """End to end through split_instances on the Otsu foreground of rendered rods (grainy,
     blurred, noisy, as ``bench_families`` draws them): their outlines are ragged enough that
-    two pieces of one rod lose up to 0.03 of solidity where they meet. Mean F1 over four fields
-    0.92 (0.87 with the 0.01 tolerance of before)."""
+    two pieces of one rod lose up to 0.02 of solidity where they meet. Mean F1 over four fields
+    0.941 (0.903 with the 0.01 tolerance of before)."""
     f1 = []
     for seed in range(4):
         truth = _rods(seed)
@@ -115,4 +115,4 @@ def test_the_rods_of_a_rendered_field_are_counted_one_by_one() -> None:
         image = ndi.gaussian_filter(clean, 0.8) + rng.normal(0, 0.05, truth.shape)
         smooth = ndi.gaussian_filter(image, 1)
         f1.append(instance_f1(split_instances(smooth > threshold_otsu(smooth), grey=image), truth))
-    assert np.mean(f1) >= 0.9
+    assert np.mean(f1) >= 0.93

@@ -10,7 +10,7 @@ from skimage.filters import threshold_otsu
 
 from napari_dem.core.metrics import instance_f1
 from napari_dem.core.refine import split_instances
-from napari_dem.core.ridges import join_ridges, join_slivers
+from napari_dem.core.ridges import join_ridges, join_shallow, join_slivers
 
 
 def _rods(seed: int = 0, n: int = 40, shape=(192, 192)) -> np.ndarray:
@@ -116,3 +116,25 @@ def test_the_rods_of_a_rendered_field_are_counted_one_by_one() -> None:
         smooth = ndi.gaussian_filter(image, 1)
         f1.append(instance_f1(split_instances(smooth > threshold_otsu(smooth), grey=image), truth))
     assert np.mean(f1) >= 0.93
+
+
+def _two_bumps(valley: float, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(two watershed pieces, left and right halves of a line of ``ndim``-D pixels; a landscape
+    with a peak of 1 in each half and a saddle ``valley`` below 1 between them)."""
+    x = np.abs(np.linspace(-1.0, 1.0, 41))
+    line = np.where(x < 0.5, 1.0 - valley * (1.0 - x / 0.5), 1.5 - x)
+    pieces = np.where(np.arange(41) < 20, 1, 2).astype(np.int32)
+    shape = (5,) * (ndim - 1) + (41,)
+    return np.broadcast_to(pieces, shape).copy(), np.broadcast_to(line, shape).copy()
+
+
+def test_join_shallow_joins_pieces_whose_landscape_barely_dips_between_them() -> None:
+    for ndim in (2, 3):
+        deep_pieces, deep = _two_bumps(0.5, ndim)
+        kept = join_shallow(deep_pieces, deep, 0.1)
+        assert np.array_equal(kept, deep_pieces)  # a valley half as deep as the peaks: two objects
+        shallow_pieces, shallow = _two_bumps(0.05, ndim)
+        joined = join_shallow(shallow_pieces, shallow, 0.1)
+        assert np.array_equal(joined, (shallow_pieces > 0).astype(np.int32))  # one object, id 1
+    single = np.ones((4, 4), np.int32)
+    assert join_shallow(single, np.ones((4, 4)), 0.1) is single

@@ -65,13 +65,14 @@ def test_touching_objects_are_split_where_the_distance_map_has_no_neck(
     """Small objects in a crowd (the panel's small family), on their true foreground a third of
     a pixel wider (as a segmentation's: their necks fill in), so that only the split differs:
     the learned map separates pairs the distance map merges (measured 0.902 / 0.874 plain,
-    0.958 / 0.917 learned)."""
+    0.972 / 0.925 learned; 0.958 / 0.917 with the map at the first setting's weight, power
+    0.3 and no join of shallow splits)."""
     img, truth = objects_image((192, 192), radius=(3, 5), coverage=0.3, seed=seed)
     fg = ndi.gaussian_filter((truth > 0) * 1.0, 1.0) > 0.35
     learned = instance_f1(split_instances(fg, grey=img), truth, 0.5)
     _without_learning(monkeypatch)
     plain = instance_f1(split_instances(fg, grey=img), truth, 0.5)
-    assert learned >= plain + 0.03
+    assert learned >= plain + 0.05
 
 
 def test_too_few_typical_objects_learn_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from skimage import morphology, segmentation
 from .errors import InputError
 from .peaks import label_peaks
 from .progress import CancelToken, ProgressFn, check_cancel, report
-from .ridges import join_ridges, join_slivers
+from .ridges import join_ridges, join_shallow, join_slivers
 from .typical import more_typical, object_centres, typical_mask
 
 
@@ -420,11 +420,16 @@ def _seeded_watershed(height: np.ndarray, fg: np.ndarray, min_distance: int, rel
     return segmentation.relabel_sequential(inst)[0].astype(np.int32)
 
 
-#: The learned map enters the split's landscape (the smoothed distance map times the map to
-#: this power) gently: at power 1 the panel's small objects rose furthest (F1 0.80 -> 0.95 in a
-#: first trial) but BBBC007 and the nuclei under strong uneven light lost 0.03 to nuclei cut in
-#: two; at 0.3 no panel case lost more than 0.014.
-TYPICAL_POWER = 0.3
+#: The learned map enters the split's landscape as the smoothed distance map times the map to
+#: this power. At 0.3 (the first setting, chosen when no other rule guarded the split) touching
+#: objects without a neck mostly stayed merged; at 1 the panel's small objects gain 0.035 F1,
+#: its dense field 0.037 and DSB2018 0.022 (docs/benchmarks.md, "The learned map at full
+#: weight").
+TYPICAL_POWER = 1.0
+#: ... and two pieces of that split whose shared boundary lies less than this share of the
+#: lower peak below it are one object (:func:`.ridges.join_shallow`): at full weight the map's
+#: own ripples seed a few big nuclei twice (BBBC007, a dark-on-bright field).
+TYPICAL_DIP = 0.1
 
 
 def _split_as_typical(
@@ -449,9 +454,8 @@ def _split_as_typical(
         dist = ndi.gaussian_filter(dist, smooth)
         centres = ndi.gaussian_filter(centres, smooth / 2)
     height = dist * np.clip(centres, 0.0, None) ** TYPICAL_POWER * region
-    return more_typical(
-        parts, n, inst, typical[0], _seeded_watershed(height, region, min_distance, np.ones(2))
-    )
+    other = join_shallow(_seeded_watershed(height, region, min_distance, np.ones(2)), height, TYPICAL_DIP)
+    return more_typical(parts, n, inst, typical[0], other)
 
 
 def instances_from_labels(

@@ -76,8 +76,7 @@ def join_ridges(instances: np.ndarray, dist: np.ndarray) -> np.ndarray:
         less_solid = solidities(piece_a.astype(np.uint8) + 2 * piece_b.astype(np.uint8))[2].min()
         if solidities(union.astype(np.uint8))[2][0] < less_solid - SOLIDITY_LOSS:
             continue
-        ra, rb = _root(parent, a), _root(parent, b)
-        parent[max(ra, rb)] = min(ra, rb)
+        _join(parent, a, b)
         joined = True
     return _renumbered(instances, parent) if joined else instances
 
@@ -121,8 +120,7 @@ def join_slivers(instances: np.ndarray, dist: np.ndarray, floor: int) -> np.ndar
             continue
         best = np.flatnonzero(touching)[np.argmax(saddle[touching])]
         other = high[best] if low[best] == piece else low[best]
-        ra, rb = _root(parent, piece), _root(parent, other)
-        parent[max(ra, rb)] = min(ra, rb)
+        _join(parent, piece, other)
         joined = True
     return _renumbered(instances, parent) if joined else instances
 
@@ -148,13 +146,35 @@ def _renumbered(instances: np.ndarray, parent: np.ndarray) -> np.ndarray:
     return renumber[roots][instances].astype(np.int32)
 
 
-def _ridge_pairs(instances: np.ndarray, dist: np.ndarray, n: int) -> np.ndarray:
+def join_shallow(instances: np.ndarray, height: np.ndarray, dip: float) -> np.ndarray:
+    """``instances`` (ids 1..N, 0 = background, any dimension) with every two adjacent pieces
+    whose shared boundary's highest point on ``height`` (the landscape the watershed ran on)
+    lies less than ``dip`` of the lower of their two peaks below that peak given one id,
+    renumbered 1..M as :func:`join_ridges` does.
+
+    Why: a watershed seeds a basin at every peak at least ``min_distance`` apart, however
+    shallow the valley between two of them; where the landscape barely dips, the two basins
+    are one object (used on the learned map of :func:`.refine.split_instances`).
+    """
+    n = int(instances.max())
+    if n < 2:
+        return instances
+    pairs = _ridge_pairs(instances, height, n, dip)
+    if not len(pairs):
+        return instances
+    parent = np.arange(n + 1)
+    for a, b in pairs:
+        _join(parent, a, b)
+    return _renumbered(instances, parent)
+
+
+def _ridge_pairs(instances: np.ndarray, dist: np.ndarray, n: int, dip: float = RIDGE_DIP) -> np.ndarray:
     """``(m, 2)`` adjacent pieces (a < b) whose shared boundary's highest point on ``dist`` lies
-    less than :data:`RIDGE_DIP` of the lower of their peaks below it, highest boundary first."""
+    less than ``dip`` of the lower of their peaks below it, highest boundary first."""
     peaks = _peaks(instances, dist, n)
     low, high, saddle = _boundaries(instances, dist, n)
     lower = np.minimum(peaks[low], peaks[high])
-    on_ridge = lower - saddle < RIDGE_DIP * lower
+    on_ridge = lower - saddle < dip * lower
     order = np.argsort(-saddle[on_ridge], kind="stable")
     return np.stack([low[on_ridge][order], high[on_ridge][order]], axis=1)
 
@@ -194,6 +214,13 @@ def _elongation(mask: np.ndarray) -> float:
         return 0.0
     low, high = np.linalg.eigvalsh(np.cov(np.stack(coords).astype(np.float64)))
     return float(np.sqrt(high / low)) if low > 1e-12 else 0.0
+
+
+def _join(parent: np.ndarray, a: int, b: int) -> None:
+    """Put pieces ``a`` and ``b`` in one group of the union-find forest ``parent`` (the lower
+    root id becomes the group's)."""
+    ra, rb = _root(parent, a), _root(parent, b)
+    parent[max(ra, rb)] = min(ra, rb)
 
 
 def _root(parent: np.ndarray, i: int) -> int:

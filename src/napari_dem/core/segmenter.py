@@ -507,9 +507,7 @@ class DEMSegmenter:
         # what the last read found (:meth:`_read_as`): the padding's mask, the frames' match
         self._padding: np.ndarray | None = None
         self._smoothed = 0.0  # the sigma the last image read was smoothed by (:mod:`.denoise`)
-        self.denoise_ = False  # fitted: very noisy images are smoothed when read (:meth:`_fit_smoothed`)
-        self.outliers_ = 0.0  # fitted: the brightest share left out of the intensity range
-        self.dark_outliers_ = 0.0  # fitted: the darkest share left out of it
+        self._reset_reading()
         self._gap_share = 0.0  # the share above a gap at the top of the last sample (:meth:`_fit`)
         self._frame_match = None
         self.task = task
@@ -524,6 +522,13 @@ class DEMSegmenter:
         self.max_samples = max_samples
 
     # ------------------------------------------------------------------ fit
+
+    def _reset_reading(self) -> None:
+        """Read the next image as read plainly: the read settings a fit may change, back to off
+        (:meth:`_fit_without_outliers`, :meth:`_fit_smoothed`)."""
+        self.denoise_ = False  # fitted: very noisy images are smoothed when read (:meth:`_fit_smoothed`)
+        self.outliers_ = 0.0  # fitted: the brightest share left out of the intensity range
+        self.dark_outliers_ = 0.0  # fitted: the darkest share left out of it
 
     def fit(
         self,
@@ -547,7 +552,7 @@ class DEMSegmenter:
         instead of re-seeding every class (a stroke touching a dim rim once turned 72 % of
         the dim nuclei into the bright class).
         """
-        self.denoise_, self.outliers_, self.dark_outliers_ = False, 0.0, 0.0
+        self._reset_reading()
         self._read_and_fit(image, axes, rgb, cancel, scribbles, _Steps(progress, 1), previous)
         self._fit_without_outliers(image, axes, rgb, cancel)
         self._fit_smoothed(image, axes, rgb, cancel)
@@ -1247,7 +1252,7 @@ class DEMSegmenter:
             raise InputError("fit_predict takes one image; fit on several, then predict each")
         steps = _Steps(progress, 2)
         raw = image, axes, rgb
-        self.denoise_, self.outliers_, self.dark_outliers_ = False, 0.0, 0.0
+        self._reset_reading()
         image, axes, rgb = self._read_as(image, axes, rgb, fitting=True)
         padding = self._padding
         layout = _layout(image, axes, rgb)

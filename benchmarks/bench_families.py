@@ -8,8 +8,8 @@ model's context, nuclei at two brightness levels, rod-shaped bacteria, sub-resol
 spots, dark cells in phase-contrast-like halos, 16-bit data with a camera offset or a
 narrow range, hot pixels, a DAPI stain shown as RGB, volumes dimmer with depth, two large
 cells in a volume, an H&E stain with nuclei of two sizes, glandular H&E whose epithelium
-is as dark as its nuclei. Each case
-has ground truth; every case is an objects case, scored like the panel (fg IoU, F1@0.5),
+is as dark as its nuclei, nuclei with dark nucleoli and bright chromocentres (2D and 3D).
+Each case has ground truth; every case is an objects case, scored like the panel (fg IoU, F1@0.5),
 beside Otsu on the image smoothed at sigma 1 px with the polarity given (an oracle: DEM
 gets none) and the same instance step as DEM (``_common.watershed``). Seeds 9900-9999
 (never used in training). Families the default gets wrong are listed as such in
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from napari_dem.api import segment_image
 from napari_dem.core.intensity import to_grey
-from napari_dem.data.families import he_glands, objects_image, stain_rgb
+from napari_dem.data.families import he_glands, nuclei_with_nucleoli, objects_image, stain_rgb
 
 #: (name, family, image, truth instances, axes, objects darker than their surround)
 Case = tuple[str, str, np.ndarray, np.ndarray, str, bool]
@@ -171,6 +171,10 @@ def cases() -> Iterator[Case]:
         yield _case(f"he-mixed-{s}", "H&E: nucleus clusters and lymphocytes", he, truth, "YXC", dark=True)
         glands, truth = he_glands(seed=9980 + s)
         yield _case(f"he-glands-{s}", "H&E glands: nuclei in stained cytoplasm", glands, truth, "YXC", True)
+        nuclei, truth = nuclei_with_nucleoli((512, 512), seed=9930 + s)
+        yield _case(f"nucleoli-{s}", "nuclei with nucleoli and bright spots", nuclei, truth)
+        vol, truth = nuclei_with_nucleoli((48, 192, 192), radius=(14.0, 18.0), seed=9940 + s)
+        yield _case(f"nucleoli3d-{s}", "3D: nuclei with nucleoli and bright spots", vol, truth, "ZYX")
 
 
 def otsu_fg(image: np.ndarray, axes: str, dark: bool) -> np.ndarray:

@@ -10,9 +10,11 @@ options (``instances=True``) against Otsu on the image smoothed at sigma 1 px wi
 polarity given (an oracle: DEM gets none), split by the same instance step as DEM's
 (``_common.watershed``): F1@0.5 and fg IoU, and the mean per size. Then the same in 3D:
 40x128x128 stacks of balls of radius 4-14 voxels (the 3D model knows 6), both polarities, two
-seeds (9980-9981).
+seeds (9980-9981). Last, DAPI-like nuclei with dark nucleoli and bright chromocentres
+(``data.families.nuclei_with_nucleoli``) at five size ranges (radius 8-40 px) in 512x512
+fields, two seeds (9973-9974): a threshold cuts their nucleoli out as holes.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_sizes.py`` (about three minutes on 2 cores).
+Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_sizes.py`` (about four minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -26,22 +28,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import otsu_smoothed_fg, scores, table, timed, watershed
 from napari_dem.api import segment_image
-from napari_dem.data.families import objects_image
+from napari_dem.data.families import nuclei_with_nucleoli, objects_image
 
-#: (shape, axes, radius ranges, seeds) of the 2D and the 3D sweep
+#: (objects, shape, axes, radius ranges, seeds, polarities) of the 2D, the 3D and the nucleoli sweep
 SWEEPS = (
-    ((256, 256), "YX", ((3, 5), (4, 7), (6, 10), (8, 14), (10, 16), (12, 20), (15, 25), (20, 30), (25, 40),
-                        (35, 55)), (9970, 9971, 9972)),
-    ((40, 128, 128), "ZYX", ((4, 6), (5, 8), (6, 9), (7, 10), (8, 12), (10, 14)), (9980, 9981)),
+    ("blobs", (256, 256), "YX", ((3, 5), (4, 7), (6, 10), (8, 14), (10, 16), (12, 20), (15, 25), (20, 30),
+                                 (25, 40), (35, 55)), (9970, 9971, 9972), ("bright", "dark")),
+    ("blobs", (40, 128, 128), "ZYX", ((4, 6), (5, 8), (6, 9), (7, 10), (8, 12), (10, 14)), (9980, 9981),
+     ("bright", "dark")),
+    ("nuclei with nucleoli", (512, 512), "YX", ((8, 12), (10, 16), (15, 25), (20, 30), (25, 40)),
+     (9973, 9974), ("bright",)),
 )  # fmt: skip
 
 
 def run_case(
-    shape: tuple[int, ...], axes: str, radius: tuple[float, float], polarity: str, seed: int
+    kind: str, shape: tuple[int, ...], axes: str, radius: tuple[float, float], polarity: str, seed: int
 ) -> tuple[list, tuple[float, ...]]:
     """One table row and (DEM F1, DEM fg IoU, Otsu F1, Otsu fg IoU)."""
-    coverage = 0.25 if len(shape) == 3 else 0.3  # a volume's objects fill less of it
-    img, truth = objects_image(shape, radius=radius, polarity=polarity, coverage=coverage, seed=seed)
+    if kind == "blobs":
+        coverage = 0.25 if len(shape) == 3 else 0.3  # a volume's objects fill less of it
+        img, truth = objects_image(shape, radius=radius, polarity=polarity, coverage=coverage, seed=seed)
+    else:
+        img, truth = nuclei_with_nucleoli(shape, radius=radius, seed=seed)
     out, seconds = timed(lambda: segment_image(img, axes, device="cpu", instances=True))
     oracle = watershed(otsu_smoothed_fg(-img if polarity == "dark" else img), img)
     (d_iou, d_f1), (o_iou, o_f1) = scores(out.labels, truth), scores(oracle, truth)
@@ -54,18 +62,18 @@ def run_case(
 
 def main() -> None:
     segment_image(objects_image((64, 64), seed=0)[0], "YX", device="cpu")  # warm-up
-    for shape, axes, radii, seeds in SWEEPS:
-        sweep(shape, axes, radii, seeds)
+    for kind, shape, axes, radii, seeds, polarities in SWEEPS:
+        sweep(kind, shape, axes, radii, seeds, polarities)
 
 
-def sweep(shape: tuple[int, ...], axes: str, radii, seeds) -> None:
+def sweep(kind: str, shape: tuple[int, ...], axes: str, radii, seeds, polarities) -> None:
     """Print the table of one sweep (every size, polarity and seed) and its means per size."""
     rows, per_size = [], {}
-    print(f"\n{'x'.join(map(str, shape))} {axes}\n")
+    print(f"\n{kind}, {'x'.join(map(str, shape))} {axes}\n")
     for radius in radii:
-        for polarity in ("bright", "dark"):
+        for polarity in polarities:
             for seed in seeds:
-                row, values = run_case(shape, axes, radius, polarity, seed)
+                row, values = run_case(kind, shape, axes, radius, polarity, seed)
                 rows.append(row)
                 per_size.setdefault(radius, []).append(values)
                 print(" | ".join(str(v) for v in row), flush=True)

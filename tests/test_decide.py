@@ -1,5 +1,6 @@
 """The rules of core/decide.py on label images built by hand: the wide blur that flattens uneven
-illumination before objects are sized equals SciPy's; objects of a known polarity."""
+illumination before objects are sized equals SciPy's; objects are sized with their holes
+filled; objects of a known polarity."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_dem.core.decide import decide, wide_gaussian
+from napari_dem.core.decide import decide, solid, wide_gaussian
+from napari_dem.core.refine import object_radius
 
 
 @pytest.mark.parametrize("shape", [(410, 410), (90, 37), (1, 40), (12, 30, 26)])
@@ -19,6 +21,28 @@ def test_wide_gaussian_equals_scipys_nearest_gaussian(shape: tuple) -> None:
     for sigma in (max(shape) / 4, 1.5):
         want = ndi.gaussian_filter(image, sigma, mode="nearest")
         np.testing.assert_allclose(wide_gaussian(image, sigma), want, rtol=0, atol=1e-9)
+
+
+def test_objects_are_sized_with_their_holes_filled() -> None:
+    """Discs of radius 12, each with a hole of radius 4 (a nucleolus), measure under 10 px
+    around their holes and 12 whole; a ring around a lumen larger than a typical object keeps
+    its lumen, a mask covering most of the plane keeps every pocket (there the pockets may be
+    the gaps between objects), and so do pieces too small to be measured whole."""
+    from skimage.draw import disk
+
+    mask = np.zeros((150, 150), bool)
+    for c in [(25, 25), (25, 90), (90, 30), (85, 85)]:
+        mask[disk(c, 12, shape=mask.shape)] = True
+        mask[disk((c[0] + 3, c[1] - 2), 4, shape=mask.shape)] = False
+    assert object_radius(mask) < 10
+    assert object_radius(solid(mask)) == pytest.approx(12, rel=0.1)
+    ring = np.zeros((150, 150), bool)
+    ring[disk((75, 75), 40)] = True
+    ring[disk((75, 75), 30)] = False
+    assert np.array_equal(solid(ring), ring)
+    assert np.array_equal(solid(~mask), ~mask)
+    # pieces under the least radius measured whole stay as they are (the speckle of noise)
+    assert np.array_equal(solid(mask, min_radius=13.0), mask)
 
 
 def _discs_between_stripes(side: int = 120) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,54 @@ def objects_image(
     return _finish(clean, _noise(noise), rng), mask
 
 
+def nuclei_with_nucleoli(
+    shape: tuple[int, ...] = (512, 512),
+    *,
+    radius: tuple[float, float] = (15.0, 25.0),
+    coverage: float = 0.25,
+    nucleoli: float = 0.25,
+    chromocentres: float = 2.2,
+    noise: str | float = "medium",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """DAPI-like nuclei as a confocal or widefield image shows them: each with one to three
+    dark nucleoli (discs or balls of 15-30 % of its radius, at ``nucleoli`` of its brightness,
+    some touching its edge), three to eight bright chromocentres (1.5-2.5 px, at
+    ``chromocentres`` times its brightness), a slightly brighter rim, and brightness varying
+    threefold between nuclei; on a dim, unevenly lit field.
+
+    Why: ``objects_image``'s blobs have an even grain; real nuclei have holes and spots that
+    an intensity threshold cuts out (notches, holes), which shrinks any size estimate read off
+    a threshold and split a nucleus where its nucleolus meets its edge.
+    """
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in shape)
+    mean_vol = np.prod([np.mean(radius)] * len(shape)) * (np.pi if len(shape) == 2 else 4.19)
+    mask = _place_objects(shape, max(1, int(coverage * np.prod(shape) / mean_vol)), radius, rng, overlap=0.1)
+    k = int(mask.max())
+    brightness = np.concatenate([[0.0], rng.uniform(0.35, 1.0, size=k)])
+    grain = ndi.gaussian_filter(rng.normal(size=shape), 1.5)
+    inside = mask > 0
+    rim = 1.0 + 0.3 * np.exp(-ndi.distance_transform_edt(inside) / 2.0)
+    signal = brightness[mask] * (1.0 + 0.25 * grain / (grain.std() + 1e-9)) * np.where(inside, rim, 1.0)
+    factor = np.ones(shape)
+    for i, box in enumerate(ndi.find_objects(mask), 1):
+        if box is None:
+            continue
+        points = np.argwhere(mask[box] == i)
+        grids = np.ogrid[tuple(slice(0, b.stop - b.start) for b in box)]
+        spots = [(rng.uniform(0.15, 0.3) * np.mean(radius), nucleoli) for _ in range(rng.integers(1, 4))]
+        spots += [(rng.uniform(1.5, 2.5), chromocentres) for _ in range(rng.integers(3, 9))]
+        local = factor[box]
+        for r, level in spots:
+            centre = points[rng.integers(len(points))]
+            disc = sum(((g - c) / r) ** 2 for g, c in zip(grids, centre, strict=True)) <= 1
+            local[disc] = np.minimum(local[disc], level) if level < 1 else np.maximum(local[disc], level)
+    signal = ndi.gaussian_filter(signal * np.where(inside, factor, 1.0), 1.0)
+    clean = (0.1 + 0.6 * signal) * _illumination(shape, 0.3, rng)
+    return _finish(clean, _noise(noise), rng), mask
+
+
 def _region_map(shape: tuple[int, ...], n_classes: int, scale: float, rng: np.random.Generator) -> np.ndarray:
     """Classes 1..n as the argmax of smooth random fields: blobby regions of about ``scale`` px."""
     fields = np.stack([ndi.gaussian_filter(rng.normal(size=shape), scale) for _ in range(n_classes)])

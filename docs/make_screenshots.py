@@ -217,6 +217,20 @@ def fig_stain() -> None:
     viewer.close()
 
 
+def fig_nucleoli() -> None:
+    """segment_nucleoli.png: DAPI-like nuclei with dark nucleoli at default settings, outlined
+    whole (they were cut at their nucleoli before they were sized whole)."""
+    from napari_dem.data.families import nuclei_with_nucleoli
+
+    viewer = _viewer()
+    # bench_families.py's nucleoli-0
+    image, _ = nuclei_with_nucleoli((512, 512), seed=9930)
+    labels = _segment_at_defaults(viewer, image, "nuclei with nucleoli", 0.9)
+    labels.contour = 2
+    _grab(viewer, "segment_nucleoli.png")
+    viewer.close()
+
+
 def fig_padding() -> None:
     """segment_padding.png: dark cells on a bright field inside a black round field of view, at
     default settings: the cells outlined, the black corners left alone (they were a class)."""
@@ -452,6 +466,7 @@ FIGURES: dict[str, Callable[[], None]] = {
     "zstack_large": fig_zstack_large,
     "texture": fig_texture,
     "stain": fig_stain,
+    "nucleoli": fig_nucleoli,
     "padding": fig_padding,
     "timelapse": fig_timelapse,
     "scribbles": fig_scribbles,

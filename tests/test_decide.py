@@ -35,14 +35,15 @@ def test_objects_are_sized_with_their_holes_filled() -> None:
         mask[disk(c, 12, shape=mask.shape)] = True
         mask[disk((c[0] + 3, c[1] - 2), 4, shape=mask.shape)] = False
     assert object_radius(mask) < 10
-    assert object_radius(solid(mask)) == pytest.approx(12, rel=0.1)
+    whole, radius = solid(mask)
+    assert object_radius(whole) == radius == pytest.approx(12, rel=0.1)
     ring = np.zeros((150, 150), bool)
     ring[disk((75, 75), 40)] = True
     ring[disk((75, 75), 30)] = False
-    assert np.array_equal(solid(ring), ring)
-    assert np.array_equal(solid(~mask), ~mask)
+    assert np.array_equal(solid(ring)[0], ring)
+    assert np.array_equal(solid(~mask)[0], ~mask) and solid(~mask)[1] == object_radius(~mask)
     # pieces under the least radius measured whole stay as they are (the speckle of noise)
-    assert np.array_equal(solid(mask, min_radius=13.0), mask)
+    assert np.array_equal(solid(mask, min_radius=13.0)[0], mask)
 
 
 def _discs_between_stripes(side: int = 120) -> tuple[np.ndarray, np.ndarray]:

@@ -421,32 +421,33 @@ class _SizeOf:
         """(radius in the plane, radius along Z or 0 when the image is not a volume)."""
         from skimage.filters import threshold_otsu
 
-        from .refine import object_radius
-
         plane = self._plane
         if np.ptp(plane) == 0:
             return 0.0, 0.0
         t = threshold_otsu(plane)
-        mask = plane > t if bright else plane < t
-        radius = self.spacing * object_radius(solid(mask, SOLID_MIN_RADIUS / self.spacing))
+        objects = plane > t if bright else plane < t
+        radius = self.spacing * solid(objects, SOLID_MIN_RADIUS / self.spacing)[1]
         if self.image.ndim != 3 or radius == 0:
             return radius, 0.0
         # Along Z: the same threshold on every flattened plane, and the objects' depth
         # relative to their width (voxel-weighted mean run lengths; exact for axis-aligned
         # ellipsoids, whatever their size), so that both radii come from the same plane's scale.
-        mask = self._flat > t if bright else self._flat < t
-        width = 0.5 * (mean_run(mask, 1) + mean_run(mask, 2))
-        return radius, (radius * mean_run(mask, 0) / width if width else 0.0)
+        stack = self._flat > t if bright else self._flat < t
+        width = 0.5 * (mean_run(stack, 1) + mean_run(stack, 2))
+        return radius, (radius * mean_run(stack, 0) / width if width else 0.0)
 
 
 #: Pieces of a threshold under this radius (px) are measured as they are (:func:`solid`).
 SOLID_MIN_RADIUS = 6.0
 
 
-def solid(mask: np.ndarray, min_radius: float = SOLID_MIN_RADIUS) -> np.ndarray:
-    """``mask`` (2D) with its holes smaller than a typical object of it filled, when it covers
-    less than half the plane and its pieces measure at least ``min_radius`` (px of the mask):
-    an object is measured whole, not around its holes.
+def solid(mask: np.ndarray, min_radius: float = SOLID_MIN_RADIUS) -> tuple[np.ndarray, float]:
+    """(``mask`` (2D) with its holes smaller than a typical object of it filled, its
+    :func:`.refine.object_radius`): filled when it covers less than half the plane and its
+    pieces measure at least ``min_radius`` (px of the mask), so that an object is measured
+    whole, not around its holes. The radius comes with the mask because the rule measures it
+    anyway: a mask left as it is is not measured twice (a distance transform, 17 ms on a 410
+    px sampling grid).
 
     Why: a threshold cuts a nucleus's dark nucleoli (and some of its grain) out as holes, and
     each hole lowers the mean distance to the background that the radius is read from. DAPI-like
@@ -464,8 +465,9 @@ def solid(mask: np.ndarray, min_radius: float = SOLID_MIN_RADIUS) -> np.ndarray:
 
     radius = object_radius(mask)
     if radius == 0 or radius < min_radius or mask.mean() >= 0.5:
-        return mask
-    return fill_small_holes(mask, np.pi * radius**2)
+        return mask, radius
+    filled = fill_small_holes(mask, np.pi * radius**2)
+    return filled, object_radius(filled)
 
 
 def _flattened(plane: np.ndarray) -> np.ndarray:
